@@ -1,0 +1,3 @@
+from eyescan.cli import main
+
+main()

@@ -1,0 +1,208 @@
+"""Evaluation metrics shared by every task.
+
+Confusion-matrix metrics are computed here (a few lines of counting);
+ranking metrics and kappa come from scikit-learn. Every function takes an
+optional ``mask``: only pixels/items where it is true count (e.g. the FOV).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _select(y_true: Any, y_score: Any, mask: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true).astype(bool).ravel()
+    y_score = np.asarray(y_score, dtype=np.float64).ravel()
+    if y_true.shape != y_score.shape:
+        raise ValueError(f"shape mismatch: truth {y_true.shape} vs prediction {y_score.shape}")
+    if mask is not None:
+        keep = np.asarray(mask).astype(bool).ravel()
+        y_true, y_score = y_true[keep], y_score[keep]
+    return y_true, y_score
+
+
+def confusion(y_true: Any, y_pred: Any, mask: Any | None = None) -> dict[str, int]:
+    """Counts ``tp``, ``tn``, ``fp``, ``fn`` of binary truth vs binary prediction."""
+    t, p = _select(y_true, y_pred, mask)
+    p = p.astype(bool)
+    return {
+        "tp": int(np.count_nonzero(t & p)),
+        "tn": int(np.count_nonzero(~t & ~p)),
+        "fp": int(np.count_nonzero(~t & p)),
+        "fn": int(np.count_nonzero(t & ~p)),
+    }
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else float("nan")
+
+
+def from_confusion(c: dict[str, int]) -> dict[str, float]:
+    """Accuracy, sensitivity, specificity, precision, F1 (= Dice) and IoU from counts."""
+    tp, tn, fp, fn = c["tp"], c["tn"], c["fp"], c["fn"]
+    return {
+        "accuracy": _ratio(tp + tn, tp + tn + fp + fn),
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "precision": _ratio(tp, tp + fp),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "iou": _ratio(tp, tp + fp + fn),
+    }
+
+
+def auc_roc(y_true: Any, y_score: Any, mask: Any | None = None) -> float:
+    """Area under the ROC curve (NaN when only one class is present)."""
+    from sklearn.metrics import roc_auc_score
+
+    t, s = _select(y_true, y_score, mask)
+    if t.all() or not t.any():
+        return float("nan")
+    return float(roc_auc_score(t, s))
+
+
+def auc_pr(y_true: Any, y_score: Any, mask: Any | None = None) -> float:
+    """Area under the precision-recall curve (average precision)."""
+    from sklearn.metrics import average_precision_score
+
+    t, s = _select(y_true, y_score, mask)
+    if not t.any():
+        return float("nan")
+    return float(average_precision_score(t, s))
+
+
+def binary_metrics(
+    y_true: Any, y_score: Any, mask: Any | None = None, threshold: float = 0.5
+) -> dict[str, float]:
+    """All binary metrics of scores against truth: counts, rates, AUC-ROC, AUC-PR."""
+    t, s = _select(y_true, y_score, mask)
+    counts = confusion(t, s >= threshold)
+    out: dict[str, float] = {**from_confusion(counts), **counts}
+    out["auc_roc"] = auc_roc(t, s)
+    out["auc_pr"] = auc_pr(t, s)
+    out["threshold"] = threshold
+    return out
+
+
+def quadratic_kappa(y_true: Any, y_pred: Any, labels: list[int] | None = None) -> float:
+    """Quadratic weighted Cohen's kappa for ordinal grades."""
+    from sklearn.metrics import cohen_kappa_score
+
+    return float(
+        cohen_kappa_score(
+            np.asarray(y_true), np.asarray(y_pred), labels=labels, weights="quadratic"
+        )
+    )
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int) -> list[list[int]]:
+    """Multi-class confusion matrix as nested lists (rows: truth, columns: prediction)."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return matrix.tolist()
+
+
+def box_iou(a: Any, b: Any) -> np.ndarray:
+    """IoU matrix of boxes ``a`` (N×4) and ``b`` (M×4) in ``x0, y0, x1, y1`` form."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def detection_ap(
+    predictions: list[dict[str, Any]], truths: list[dict[str, Any]], iou_threshold: float = 0.5
+) -> dict[str, Any]:
+    """Pascal-VOC-style average precision per class (all-point interpolation).
+
+    ``predictions[i]``/``truths[i]`` describe image ``i``: ``{"boxes": N×4,
+    "labels": N, "scores": N}`` (no scores in truths). A prediction is a true
+    positive when it overlaps a not yet matched truth box of its class by at
+    least ``iou_threshold``, predictions taken in descending score order.
+    Returns ``{"map": mean AP, "per_class": {label: {"ap", "precision",
+    "recall", "truths", "detections"}}}``; precision/recall at all detections.
+    """
+    classes = sorted(
+        {c for t in truths for c in t["labels"]} | {c for p in predictions for c in p["labels"]},
+        key=str,
+    )
+    per_class: dict[str, dict[str, float]] = {}
+    for cls in classes:
+        scored: list[tuple[float, int, np.ndarray]] = []
+        gt_boxes, matched = [], []
+        n_truth = 0
+        for i, (pred, truth) in enumerate(zip(predictions, truths)):
+            labels = np.asarray(truth["labels"], dtype=object)
+            boxes = np.asarray(truth["boxes"], dtype=np.float64).reshape(-1, 4)
+            own = boxes[labels == cls] if len(labels) else boxes[:0]
+            gt_boxes.append(own)
+            matched.append(np.zeros(len(own), dtype=bool))
+            n_truth += len(own)
+            plabels = np.asarray(pred["labels"], dtype=object)
+            pboxes = np.asarray(pred["boxes"], dtype=np.float64).reshape(-1, 4)
+            pscores = np.asarray(pred["scores"], dtype=np.float64)
+            for box, score in zip(pboxes[plabels == cls], pscores[plabels == cls]):
+                scored.append((float(score), i, box))
+        scored.sort(key=lambda s: -s[0])
+        tp = np.zeros(len(scored))
+        for k, (_, i, box) in enumerate(scored):
+            if len(gt_boxes[i]) == 0:
+                continue
+            ious = box_iou(box, gt_boxes[i])[0]
+            ious[matched[i]] = -1
+            j = int(np.argmax(ious))
+            if ious[j] >= iou_threshold:
+                matched[i][j] = True
+                tp[k] = 1
+        ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
+        recall = ctp / n_truth if n_truth else np.zeros_like(ctp)
+        precision = ctp / np.maximum(ctp + cfp, 1e-12)
+        ap = _voc_ap(recall, precision) if n_truth else float("nan")
+        per_class[str(cls)] = {
+            "ap": ap,
+            "precision": float(precision[-1]) if len(scored) else float("nan"),
+            "recall": float(recall[-1]) if len(scored) else 0.0,
+            "truths": n_truth,
+            "detections": len(scored),
+        }
+    aps = [v["ap"] for v in per_class.values() if not np.isnan(v["ap"])]
+    return {
+        "map": float(np.mean(aps)) if aps else float("nan"),
+        "per_class": per_class,
+        "iou_threshold": iou_threshold,
+    }
+
+
+def _voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    for i in range(len(p) - 2, -1, -1):
+        p[i] = max(p[i], p[i + 1])
+    idx = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[idx + 1] - r[idx]) * p[idx + 1]))
+
+
+def classification_metrics(
+    y_true: Any, probabilities: Any, n_classes: int | None = None
+) -> dict[str, Any]:
+    """Accuracy, confusion matrix and (binary) Se/Sp/AUC of class probabilities (N×K)."""
+    prob = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(y_true, dtype=int)
+    k = n_classes or prob.shape[1]
+    pred = prob.argmax(axis=1)
+    out: dict[str, Any] = {
+        "n": int(len(y)),
+        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
+        "confusion_matrix": confusion_matrix(y, pred, k),
+    }
+    if k == 2:
+        out.update(binary_metrics(y == 1, prob[:, 1]))
+    return out

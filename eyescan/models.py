@@ -1,0 +1,71 @@
+"""Creating registered models and loading them with checked weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eyescan.errors import WeightsError
+from eyescan.plugins import Registry
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with where its weights came from."""
+
+    task: str
+    name: str
+    module: Any
+    weights: Path | None = None
+    sha256: str | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def count_parameters(module: Any) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def create(registry: Registry, task: str, name: str, **options: Any) -> Any:
+    """Instantiate a registered model (random initialisation)."""
+    return registry.model(task, name).factory(**options)
+
+
+def load(
+    registry: Registry, task: str, model: str | None = None, weights: Path | None = None
+) -> LoadedModel:
+    """Load ``model`` with ``weights`` (default: the task's shipped weights).
+
+    The model card beside the weights names the model and its options; its
+    SHA-256 is checked before anything is read from the file.
+    """
+    from eyescan import weights as weights_io
+
+    task_obj = registry.task(task)
+    name = model or task_obj.default_model
+    if weights is None:
+        weights = task_obj.default_weights(name)
+        if weights is None:
+            raise WeightsError(
+                f"no shipped weights for {task}/{name}; train one with "
+                f"'eyescan train {task} DATA --model {name}' and pass --weights"
+            )
+    weights = Path(weights)
+    if not weights.exists():
+        raise WeightsError(f"{weights}: weights file not found")
+    if weights.suffix == ".safetensors":
+        card = weights_io.read_card(weights)
+        weights_io.check_card(card, weights, task, model)
+        name = card["model"]
+        expected = card.get("sha256")
+        if not expected:
+            raise WeightsError(f"{weights_io.card_path(weights)}: model card has no sha256")
+    else:  # plain state dict: no card, so no hash to check; model must be named
+        card, expected = {}, None
+    registry.model(task, name)  # clear error for an unknown model name
+    state = weights_io.load_state_dict(weights, expected)
+    module = create(registry, task, name, **card.get("model_options", {}))
+    weights_io.load_into(module, state, weights)
+    module.eval()
+    sha = expected or weights_io.sha256_file(weights)
+    return LoadedModel(task, name, module, weights, sha, card)

@@ -1,0 +1,251 @@
+"""Folder prediction as a pipeline: decode in threads, infer in batches, write behind.
+
+Library code: yields one record per input (schema ``eyescan.prediction/1``)
+and never prints. Memory stays bounded: at most ``prefetch`` images are
+decoded ahead of the model and at most ``prefetch`` results wait to be written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eyescan.errors import EyescanError
+from eyescan.imageio import read_image, write_text
+from eyescan.records import PREDICTION_SCHEMA, dumps
+from eyescan.task import Prediction, Task
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class Item:
+    path: Path
+    stem: str
+
+
+def safe_stems(items: list[tuple[Path, Path]]) -> list[Item]:
+    """Output stems for inputs: their path relative to the given root, made safe.
+
+    Stems never contain ``..`` or absolute parts (so outputs stay inside
+    ``--out``); characters outside ``[A-Za-z0-9._-]`` become ``_`` (odd bytes
+    in file names included); equal stems get ``-2``, ``-3``… in input order.
+    """
+    taken: dict[str, int] = {}
+    out = []
+    for path, root in items:
+        try:
+            rel = Path(path).relative_to(root)
+        except ValueError:
+            rel = Path(Path(path).name)
+        parts = [p for p in rel.with_suffix("").parts if p not in ("", ".", "..", "/")]
+        parts = [
+            _UNSAFE.sub("_", os.fsencode(p).decode("ascii", "replace")).strip("._") or "_"
+            for p in parts
+        ] or ["image"]
+        stem = "/".join(parts)
+        count = taken.get(stem.lower(), 0) + 1
+        taken[stem.lower()] = count
+        if count > 1:
+            stem = f"{stem}-{count}"
+            taken[stem.lower()] = 1
+        out.append(Item(Path(path), stem))
+    return out
+
+
+def _error_record(base: dict[str, Any], item: Item, exc: BaseException, debug: bool) -> dict:
+    if isinstance(exc, EyescanError):
+        code, message = exc.code, str(exc)
+    else:
+        code, message = "internal_error", f"{item.path}: {type(exc).__name__}: {exc}"
+    record = {
+        **base,
+        "input": str(item.path),
+        "id": item.stem,
+        "ok": False,
+        "outputs": {},
+        "files": {},
+        "timings_ms": {},
+        "error": {"code": code, "message": message},
+    }
+    if debug:
+        import traceback
+
+        record["error"]["traceback"] = "".join(traceback.format_exception(exc))
+    return record
+
+
+def record_path(out_dir: Path, stem: str) -> Path:
+    return out_dir / f"{stem}.json"
+
+
+def completed(out_dir: Path, item: Item) -> dict[str, Any] | None:
+    """The saved record of an input whose outputs are all complete, else None."""
+    path = record_path(out_dir, item.stem)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not record.get("ok") or record.get("input") != str(item.path):
+        return None
+    if not all((out_dir / f).exists() for f in record.get("files", {}).values()):
+        return None
+    return record
+
+
+def run(
+    registry: Any,
+    task: Task,
+    model: Any,
+    items: list[Item],
+    out_dir: Path | None,
+    batch_size: int = 1,
+    workers: int = 2,
+    resume: bool = False,
+    debug: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Predict every item; yield records in input order (errors included).
+
+    ``out_dir=None`` writes nothing (no images, no per-image JSON).
+    """
+    hook = registry.hook
+    base = {
+        "schema": PREDICTION_SCHEMA,
+        "task": task.name,
+        "model": model.name,
+        "weights_sha256": model.sha256,
+    }
+    prefetch = max(2, 2 * batch_size * max(1, workers))
+
+    def load(item: Item) -> tuple[Any, dict[str, float]]:
+        t0 = time.perf_counter()
+        image = read_image(item.path)
+        t1 = time.perf_counter()
+        prepared = hook.preprocess(task=task, image=image, source=str(item.path))
+        t2 = time.perf_counter()
+        return prepared, {"read": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
+
+    def write(item: Item, prediction: Prediction, timings: dict[str, float]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        files: dict[str, str] = {}
+        if out_dir is not None:
+            for part in hook.report(
+                task=task, prediction=prediction, out_dir=out_dir, stem=item.stem
+            ):
+                files.update(part or {})
+        timings["report"] = (time.perf_counter() - t0) * 1e3
+        record = {
+            **base,
+            "input": str(item.path),
+            "id": item.stem,
+            "ok": True,
+            "outputs": prediction.values,
+            "files": files,
+            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+            "error": None,
+        }
+        if out_dir is not None:
+            write_text(record_path(out_dir, item.stem), dumps(record) + "\n")
+        return record
+
+    readers = ThreadPoolExecutor(max(1, workers), thread_name_prefix="eyescan-read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="eyescan-write")
+    try:
+        pending: deque[tuple[Item, Future | dict]] = deque()
+        queue = iter(items)
+        results: deque[tuple[Item, Future | dict]] = deque()
+
+        def fill() -> None:
+            while len(pending) < prefetch:
+                item = next(queue, None)
+                if item is None:
+                    return
+                done = completed(out_dir, item) if (resume and out_dir is not None) else None
+                if done is not None:
+                    pending.append((item, {**done, "resumed": True}))
+                else:
+                    pending.append((item, readers.submit(load, item)))
+
+        def drain(limit: int) -> Iterator[dict[str, Any]]:
+            while len(results) > limit:
+                item, result = results.popleft()
+                if isinstance(result, dict):
+                    yield result
+                    continue
+                try:
+                    yield result.result()
+                except Exception as exc:
+                    yield _error_record(base, item, exc, debug)
+
+        fill()
+        while pending:
+            batch: list[tuple[Item, Any, dict[str, float]]] = []
+            while pending and len(batch) < batch_size:
+                item, future = pending.popleft()
+                if isinstance(future, dict):
+                    results.append((item, future))
+                    continue
+                try:
+                    prepared, timings = future.result()
+                    batch.append((item, prepared, timings))
+                except Exception as exc:
+                    results.append((item, _error_record(base, item, exc, debug)))
+            fill()
+            if batch:
+                t0 = time.perf_counter()
+                try:
+                    predictions = hook.predict(task=task, model=model, batch=[b[1] for b in batch])
+                    per_image = (time.perf_counter() - t0) * 1e3 / len(batch)
+                    for (item, _, timings), prediction in zip(batch, predictions):
+                        timings["predict"] = per_image
+                        results.append((item, writer.submit(write, item, prediction, timings)))
+                except Exception as exc:
+                    if len(batch) == 1:
+                        results.append((batch[0][0], _error_record(base, batch[0][0], exc, debug)))
+                    else:  # retry one by one so one bad image does not sink the batch
+                        for item, prepared, timings in batch:
+                            results.append(
+                                (
+                                    item,
+                                    _single(
+                                        hook,
+                                        task,
+                                        model,
+                                        item,
+                                        prepared,
+                                        timings,
+                                        writer,
+                                        write,
+                                        base,
+                                        debug,
+                                    ),
+                                )
+                            )
+            yield from drain(prefetch)
+        yield from drain(0)
+    finally:
+        readers.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True)
+
+
+def _single(hook, task, model, item, prepared, timings, writer, write, base, debug):
+    t0 = time.perf_counter()
+    try:
+        (prediction,) = hook.predict(task=task, model=model, batch=[prepared])
+    except Exception as exc:
+        return _error_record(base, item, exc, debug)
+    timings["predict"] = (time.perf_counter() - t0) * 1e3
+    return writer.submit(write, item, prediction, timings)
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """All records as one JSON Lines file, written atomically."""
+    write_text(path, "".join(dumps(r) + "\n" for r in records))

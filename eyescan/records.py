@@ -1,0 +1,66 @@
+"""The versioned JSON Lines schemas of ``--json`` output (see docs/json-schema.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+PREDICTION_SCHEMA = "eyescan.prediction/1"
+EVALUATION_SCHEMA = "eyescan.evaluation/1"
+TRAINING_SCHEMA = "eyescan.training/1"
+BENCHMARK_SCHEMA = "eyescan.benchmark/1"
+
+#: Keys every prediction record has, with their JSON types.
+PREDICTION_FIELDS: dict[str, tuple[type, ...]] = {
+    "schema": (str,),
+    "task": (str,),
+    "model": (str,),
+    "weights_sha256": (str, type(None)),
+    "input": (str,),
+    "id": (str,),
+    "ok": (bool,),
+    "outputs": (dict,),
+    "files": (dict,),
+    "timings_ms": (dict,),
+    "error": (dict, type(None)),
+}
+
+
+def clean(value: Any) -> Any:
+    """Make a value JSON-safe: NaN/inf become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One JSON line (no NaN, ASCII-safe even for odd file names)."""
+    return json.dumps(clean(record), ensure_ascii=True, allow_nan=False)
+
+
+def validate_prediction(record: dict[str, Any]) -> list[str]:
+    """Problems of a prediction record against the schema (empty list when valid)."""
+    problems = []
+    for key, types in PREDICTION_FIELDS.items():
+        if key not in record:
+            problems.append(f"missing key {key!r}")
+        elif not isinstance(record[key], types):
+            problems.append(f"{key!r} has type {type(record[key]).__name__}")
+    if record.get("schema") != PREDICTION_SCHEMA:
+        problems.append(f"schema is {record.get('schema')!r}")
+    error = record.get("error")
+    if isinstance(error, dict) and not {"code", "message"} <= set(error):
+        problems.append("error needs 'code' and 'message'")
+    if record.get("ok") is True and error is not None:
+        problems.append("ok record with an error")
+    return problems

@@ -1,0 +1,66 @@
+"""The :class:`Task` base class a task plugin subclasses, and :class:`Prediction`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass
+class Prediction:
+    """What a model said about one image.
+
+    ``values`` are JSON-serialisable summary numbers (they go into the JSON
+    record's ``outputs``); ``arrays`` are images/maps for ``report`` to write.
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)
+    image: Any = None  # the decoded input (uint8 H×W×3), for overlays
+
+
+class Task:
+    """One analysis task (``vessels``, ``rop``, ...).
+
+    Subclass it in a plugin, set the class attributes, implement the methods,
+    and register an instance through the ``register_tasks`` hook. The core's
+    built-in plugin answers the pipeline hooks by calling these methods.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""  # "segment", "classify" or "detect"
+    description: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+    #: Folder with shipped weights: ``<model>.safetensors`` + ``<model>.json``.
+    weights_dir: ClassVar[Path | None] = None
+
+    def preprocess(self, image: Any, source: str) -> Any:
+        raise NotImplementedError(f"task {self.name!r} does not implement preprocess")
+
+    def predict(self, model: Any, batch: list[Any]) -> list[Prediction]:
+        raise NotImplementedError(f"task {self.name!r} does not implement predict")
+
+    def train(self, data: Path, options: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError(f"task {self.name!r} does not implement train")
+
+    def evaluate(self, model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError(f"task {self.name!r} does not implement evaluate")
+
+    def report(self, prediction: Prediction, out_dir: Path, stem: str) -> dict[str, str]:
+        return {}
+
+    def example_input(self, size: int) -> Any:
+        """A preprocessed item for benchmarks (default: a random RGB image)."""
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        return self.preprocess(image, "<benchmark>")
+
+    def default_weights(self, model: str) -> Path | None:
+        """Path of the shipped weights for ``model``, if the plugin ships them."""
+        if self.weights_dir is None:
+            return None
+        path = Path(self.weights_dir) / f"{model}.safetensors"
+        return path if path.exists() else None

@@ -1,0 +1,37 @@
+"""Helpers for testing eyescan plugins (import in your plugin's tests).
+
+``invoke_cli(*args)`` runs the CLI in-process with separate stdout/stderr;
+``json_lines(text)`` parses ``--json`` output; ``registry_with(name, plugin)``
+builds a registry with an in-process plugin, the way the CLI would.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from eyescan import plugins
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Parse JSON Lines output (every non-empty line must be a JSON object)."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def invoke_cli(*args: Any):
+    """Run ``eyescan ARGS`` in-process; returns click's Result (``stdout``, ``stderr``)."""
+    from typer.testing import CliRunner
+
+    from eyescan.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def use_plugins(*extra: tuple[str, Any]) -> None:
+    """Make the CLI see the installed plugins plus ``extra`` ``(name, plugin)`` pairs."""
+    plugins.reset_registry(extra)
+
+
+def registry_with(*extra: tuple[str, Any], entry_points: bool = False) -> plugins.Registry:
+    """A fresh registry with only ``extra`` plugins (plus the installed ones if asked)."""
+    return plugins.build_registry(extra, entry_points=entry_points)
