@@ -32,12 +32,15 @@ def predict_logits(
 
     Pads to a multiple of ``stride``; images larger than ``tile`` on a side are
     processed in overlapping tiles whose centres are stitched, so memory stays
-    bounded for very large photographs.
+    bounded for very large photographs. Runs on the model's device; returns
+    logits on the CPU.
     """
+    params = model.parameters() if isinstance(model, torch.nn.Module) else iter(())
+    device = next((p.device for p in params), torch.device("cpu"))
     h, w = x.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
-        padded, h, w = _pad(x, stride)
-        return model(padded)[..., :h, :w]
+        padded, h, w = _pad(x.to(device), stride)
+        return model(padded)[..., :h, :w].float().cpu()
     tile = tile - tile % stride
     step = tile - 2 * overlap
     out = None
@@ -46,7 +49,7 @@ def predict_logits(
             t0, l0 = max(0, top - overlap), max(0, left - overlap)
             patch = x[..., t0 : t0 + tile, l0 : l0 + tile]
             padded, ph, pw = _pad(patch, stride)
-            logits = model(padded)[..., :ph, :pw]
+            logits = model(padded.to(device))[..., :ph, :pw].float().cpu()
             if out is None:
                 out = torch.zeros(x.shape[0], logits.shape[1], h, w)
             bottom, right = min(h, top + step), min(w, left + step)

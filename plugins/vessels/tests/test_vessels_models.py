@@ -16,10 +16,13 @@ def _conv_block(cin: int, cout: int) -> int:
 def test_parameter_count_matches_hand_count():
     model = UNet(width=8, depth=2)
     expected = (
-        _conv_block(3, 8) + _conv_block(8, 16)  # encoders
+        _conv_block(3, 8)
+        + _conv_block(8, 16)  # encoders
         + _conv_block(16, 32)  # bottleneck
-        + _conv_block(32 + 16, 16) + _conv_block(16 + 8, 8)  # decoders
-        + 8 + 1  # 1×1 head
+        + _conv_block(32 + 16, 16)
+        + _conv_block(16 + 8, 8)  # decoders
+        + 8
+        + 1  # 1×1 head
     )
     assert sum(p.numel() for p in model.parameters()) == expected
 

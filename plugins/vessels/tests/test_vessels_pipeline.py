@@ -16,9 +16,16 @@ from eyescan_vessels.data import DriveReader, manifest_reader
 
 DRIVE = Path(__file__).resolve().parents[4] / "shared" / "data" / "DRIVE"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-TINY_RECIPE = {"epochs": 2, "batch_size": 4, "optimizer": "adam", "lr": 0.01,
-               "patch_size": 32, "patches_per_epoch": 16, "val_images": 1,
-               "model_options": {"width": 4, "depth": 2}}
+TINY_RECIPE = {
+    "epochs": 2,
+    "batch_size": 4,
+    "optimizer": "adam",
+    "lr": 0.01,
+    "patch_size": 32,
+    "patches_per_epoch": 16,
+    "val_images": 1,
+    "model_options": {"width": 4, "depth": 2},
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +34,9 @@ def tiny_run(tmp_path_factory):
     data = write_drive_layout(root / "drive", n_train=3, n_test=2, size=64)
     recipe = root / "recipe.json"
     recipe.write_text(json.dumps(TINY_RECIPE))
-    result = invoke_cli("train", "vessels", data, "--config", recipe, "--out", root / "run",
-                        "--json")
+    result = invoke_cli(
+        "train", "vessels", data, "--config", recipe, "--out", root / "run", "--json"
+    )
     assert result.exit_code == 0, result.output
     return data, Path(json_lines(result.stdout)[0]["weights"])
 
@@ -44,11 +52,12 @@ def test_drive_reader_on_drive_layout(tmp_path):
 
 
 def test_manifest_reader(tmp_path):
-    data = write_drive_layout(tmp_path, n_train=2, n_test=1, size=48)
+    write_drive_layout(tmp_path, n_train=2, n_test=1, size=48)
     (tmp_path / "m.csv").write_text(
         "image,mask,split\n"
         "training/images/21_training.tif,training/1st_manual/21_manual1.gif,train\n"
-        "test/images/01_test.tif,test/1st_manual/01_manual1.gif,test\n")
+        "test/images/01_test.tif,test/1st_manual/01_manual1.gif,test\n"
+    )
     samples = manifest_reader().read(tmp_path / "m.csv", "test")
     assert len(samples) == 1 and samples[0].fov is None  # FOV estimated later
     assert samples[0].image.exists()
@@ -66,8 +75,9 @@ def test_train_writes_weights_card_and_metrics(tiny_run):
 def test_predict_writes_outputs_and_valid_json(tiny_run, tmp_path):
     data, weights = tiny_run
     out = tmp_path / "out"
-    result = invoke_cli("predict", "vessels", data / "test" / "images", "--weights", weights,
-                        "--out", out, "--json")
+    result = invoke_cli(
+        "predict", "vessels", data / "test" / "images", "--weights", weights, "--out", out, "--json"
+    )
     assert result.exit_code == 0, result.output
     records = json_lines(result.stdout)
     assert len(records) == 2
@@ -101,8 +111,9 @@ def test_broken_image_is_reported_and_skipped(tiny_run, tmp_path):
     from PIL import Image
 
     Image.fromarray(good).save(folder / "good.png")
-    result = invoke_cli("predict", "vessels", folder, "--weights", weights, "--out",
-                        tmp_path / "out", "--json")
+    result = invoke_cli(
+        "predict", "vessels", folder, "--weights", weights, "--out", tmp_path / "out", "--json"
+    )
     assert result.exit_code == 1
     records = {r["id"]: r for r in json_lines(result.stdout)}
     assert records["good"]["ok"] and not records["broken"]["ok"]
