@@ -38,7 +38,6 @@ _LAZY_MODULES = {
     "models",
     "synthetic",
     "explain",
-    "detection",
 }
 
 __all__ = [

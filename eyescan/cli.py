@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from enum import IntEnum
+from enum import Enum, IntEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,8 +60,33 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks (also EYESCAN_DEBUG=1).")]
 
 
+class Backend(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+BackendOpt = Annotated[
+    Backend,
+    typer.Option(
+        help="Inference engine; onnx uses NAME.onnx beside the weights when it fits them, "
+        "else exports in memory ('eyescan export' writes one)."
+    ),
+]
+QuantizeOpt = Annotated[
+    bool,
+    typer.Option(help="Dynamic int8 quantisation (implies --backend onnx); prints its cost."),
+]
+
+
 def _debug(flag: bool) -> bool:
     return flag or bool(os.environ.get("EYESCAN_DEBUG"))
+
+
+def one_line(text: Any) -> str:
+    """A message as one line of literal text (file names may hold ``[``, newlines)."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(text).splitlines()))
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,12 +99,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except typer.Exit:
             raise
         except UnknownNameError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(f"[red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(ExitCode.USAGE) from None
         except EyescanError as exc:
             if _debug(kwargs.get("debug", False)):
                 raise
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(f"[red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(ExitCode.FAILED) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]; rerun with --resume to continue")
@@ -88,9 +113,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if _debug(kwargs.get("debug", False)):
                 raise
             err.print(
-                f"[red]error:[/] {type(exc).__name__}: {exc} "
+                f"[red]error:[/] {type(exc).__name__}: {one_line(exc)} "
                 "(rerun with --debug for the traceback)",
                 highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(ExitCode.FAILED) from None
 
@@ -102,7 +128,7 @@ def registry():
 
     reg = get_registry()
     for message in reg.warnings:
-        err.print(f"[yellow]warning:[/] {message}", highlight=False)
+        err.print(f"[yellow]warning:[/] {one_line(message)}", highlight=False, soft_wrap=True)
     reg.warnings.clear()
     return reg
 
@@ -177,6 +203,10 @@ def plugins(json_out: JsonOpt = False) -> None:
             "version": p.version,
             "tasks": p.tasks,
             "models": p.models,
+            "losses": sorted(e.name for e in reg.losses.values() if e.plugin == p.name),
+            "readers": sorted(
+                f"{e.task}/{e.name}" for e in reg.readers.values() if e.plugin == p.name
+            ),
             "error": p.error,
         }
         for p in reg.plugins.values()
@@ -197,6 +227,54 @@ def plugins(json_out: JsonOpt = False) -> None:
     out.print(table)
 
 
+plugin_app = typer.Typer(
+    help="Tools for plugin authors (see docs/plugins.md).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(plugin_app, name="plugin")
+
+
+class PluginKind(str, Enum):
+    classify = "classify"
+    segment = "segment"
+    detect = "detect"
+
+
+@plugin_app.command("new")
+@handle_errors
+def plugin_new(
+    name: Annotated[str, typer.Argument(help="Task name, e.g. optic_disc (also the folder).")],
+    kind: Annotated[PluginKind, typer.Option(help="Kind of task.")] = PluginKind.classify,
+    parent: Annotated[
+        Path, typer.Option("--dir", help="Parent folder; the plugin goes to DIR/NAME.")
+    ] = Path("."),
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a ready, installable task plugin (model, loss, reader, tests) to DIR/NAME."""
+    from eyescan import scaffold
+
+    problem = scaffold.name_problem(name)
+    if problem:
+        err.print(f"[red]error:[/] {problem}", highlight=False)
+        raise typer.Exit(ExitCode.USAGE)
+    made = scaffold.new_plugin(name, kind.value, parent)
+    if json_out:
+        print_json(
+            {"plugin": name, "kind": kind.value, "path": str(made.root), "files": made.files}
+        )
+        return
+    out.print(f"wrote the {kind.value} plugin {name!r} to {made.root}/:", highlight=False)
+    for file in made.files:
+        out.print(f"  {file}", highlight=False)
+    err.print(
+        f"next: pip install -e {made.root} && python -m pytest {made.root / 'tests'}; "
+        "then read docs/plugins.md",
+        highlight=False,
+    )
+
+
 @app.command()
 @handle_errors
 def models(task: TaskArg, json_out: JsonOpt = False) -> None:
@@ -209,11 +287,13 @@ def models(task: TaskArg, json_out: JsonOpt = False) -> None:
     for entry in reg.models_for(task):
         module = entry.factory()
         shipped = reg.tasks[task].default_weights(entry.name)
+        macs = getattr(module, "macs", None)  # optional: model.macs() at its native input size
         rows.append(
             {
                 "task": task,
                 "model": entry.name,
                 "parameters": count_parameters(module),
+                "macs": int(macs()) if callable(macs) else None,
                 "description": entry.description,
                 "shipped_weights": bool(shipped),
             }
@@ -222,11 +302,13 @@ def models(task: TaskArg, json_out: JsonOpt = False) -> None:
         for row in rows:
             print_json(row)
         return
-    table = Table("model", "parameters", "shipped weights", "description")
+    with_macs = any(r["macs"] is not None for r in rows)
+    table = Table("model", "parameters", *(["MACs"] * with_macs), "shipped weights", "description")
     for r in rows:
         table.add_row(
             r["model"],
             f"{r['parameters']:,}",
+            *([f"{r['macs'] / 1e9:.2f} G" if r["macs"] is not None else "-"] * with_macs),
             "yes" if r["shipped_weights"] else "no",
             r["description"],
         )
@@ -247,14 +329,19 @@ def predict(
     batch_size: BatchOpt = 1,
     workers: Annotated[int, typer.Option(min=1, help="Threads decoding images.")] = 2,
     resume: Annotated[bool, typer.Option(help="Skip inputs whose outputs are complete.")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="Only shard K of N of the inputs (e.g. 2/4); join with 'eyescan merge'."),
+    ] = None,
+    backend: BackendOpt = Backend.torch,
+    quantize: QuantizeOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Analyse images: one record per image, output files under --out."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from eyescan import predicting
+    from eyescan import predicting, sharding
     from eyescan.imageio import iter_images
-    from eyescan.models import load
 
     reg = registry()
     task_obj = reg.task(task)
@@ -262,14 +349,17 @@ def predict(
     if missing:
         err.print(f"[red]error:[/] input not found: {', '.join(missing)}", highlight=False)
         raise typer.Exit(ExitCode.USAGE)
-    items = predicting.safe_stems(list(iter_images(inputs)))
+    items = predicting.safe_stems(list(iter_images(inputs, exclude=out_dir)))
     if not items:
         err.print(
             "[red]error:[/] no images found in the inputs "
             "(extensions: jpg, jpeg, png, tif, tiff, gif, bmp, ppm)"
         )
         raise typer.Exit(ExitCode.USAGE)
-    loaded = load(reg, task, model, weights)
+    part, stems = _shard_option(shard), [item.stem for item in items]
+    if part is not None:  # stems were assigned on the full list: names match unsharded runs
+        items = [items[i] for i in sharding.positions(len(items), part)]
+    loaded = _load_backend(reg, task_obj, model, weights, backend, quantize, items)
     records = []
     started = time.perf_counter()
     with Progress(
@@ -289,18 +379,40 @@ def predict(
             if json_out:
                 print_json(record)
             elif not record["ok"]:
-                err.print(f"[red]error:[/] {record['error']['message']}", highlight=False)
+                message = one_line(record["error"]["message"])
+                err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+            if not record["ok"] and "traceback" in record["error"]:  # --debug
+                err.print(record["error"]["traceback"], markup=False, highlight=False)
             progress.advance(bar)
-    predicting.write_jsonl(out_dir / "predictions.jsonl", records)
+    records_file = out_dir / "predictions.jsonl"
+    if part is not None:
+        records_file = sharding.records_path(out_dir, part)
+    predicting.write_jsonl(records_file, records)
+    if part is not None:
+        sharding.write_manifest(out_dir, part, stems)
     failed = sum(not r["ok"] for r in records)
     if not json_out:
-        _print_predictions(records, out_dir, time.perf_counter() - started)
+        _print_predictions(records, out_dir, time.perf_counter() - started, records_file)
     if failed:
         err.print(f"[yellow]{failed} of {len(records)} inputs failed[/]")
         raise typer.Exit(ExitCode.FAILED)
 
 
-def _print_predictions(records: list[dict[str, Any]], out_dir: Path, seconds: float) -> None:
+def _shard_option(text: str | None) -> Any:
+    if text is None:
+        return None
+    from eyescan.sharding import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] --shard: {exc}", highlight=False)
+        raise typer.Exit(ExitCode.USAGE) from None
+
+
+def _print_predictions(
+    records: list[dict[str, Any]], out_dir: Path, seconds: float, records_file: Path | None = None
+) -> None:
     keys: list[str] = []
     for r in records:
         for k, v in r["outputs"].items():
@@ -308,7 +420,10 @@ def _print_predictions(records: list[dict[str, Any]], out_dir: Path, seconds: fl
                 keys.append(k)
     keys = keys[:6]
     table = Table("input", *keys, "status")
-    for r in records:
+    shown = 50
+    if len(records) > shown:
+        table.caption = f"first {shown} of {len(records)} inputs; all in predictions.jsonl"
+    for r in records[:shown]:
         cells = []
         for k in keys:
             v = r["outputs"].get(k, "")
@@ -318,7 +433,7 @@ def _print_predictions(records: list[dict[str, Any]], out_dir: Path, seconds: fl
     ok = sum(r["ok"] for r in records)
     err.print(
         f"{ok}/{len(records)} images in {seconds:.1f} s; outputs in {out_dir}/ "
-        f"(records: {out_dir / 'predictions.jsonl'})",
+        f"(records: {records_file or out_dir / 'predictions.jsonl'})",
         highlight=False,
     )
 
@@ -346,16 +461,35 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue from the run folder's last checkpoint.")
     ] = False,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="Processes on this machine, one per GPU (runs torchrun).")
+    ] = 1,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:N or auto (overrides config).")
+    ] = None,
+    amp: Annotated[
+        str | None, typer.Option(help="Mixed precision: bf16 or fp16 (overrides config).")
+    ] = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train a model; writes weights, model card and metrics.jsonl under --out."""
     from rich.progress import Progress
 
+    from eyescan import distributed
+
+    if amp not in (None, "bf16", "fp16"):
+        err.print(f"[red]error:[/] --amp {amp!r}: choose bf16 or fp16", highlight=False)
+        raise typer.Exit(ExitCode.USAGE)
+    if nproc > 1:
+        _run_under_torchrun(nproc)
+    main = distributed.is_main()  # under torchrun only rank 0 prints
     reg = registry()
     task_obj = reg.task(task)
     command = "eyescan " + " ".join(sys.argv[1:])
-    with Progress(console=err, transient=True) as progress:
+    recipe = _read_config(config)
+    recipe.update({k: v for k, v in (("device", device), ("amp", amp)) if v is not None})
+    with Progress(console=err, transient=True, disable=not main) as progress:
         bar = progress.add_task("epoch 1", total=None)
 
         def on_event(event: dict[str, Any]) -> None:
@@ -376,13 +510,15 @@ def train(
             "epochs": epochs,
             "batch_size": batch_size,
             "out": out_dir,
-            "config": _read_config(config),
+            "config": recipe,
             "reader": reader,
             "resume": resume,
             "command": command,
             "on_event": on_event,
         }
         summary = reg.hook.train(task=task_obj, data=data, options=options)
+    if not main:
+        return
     if json_out:
         from eyescan.records import TRAINING_SCHEMA
 
@@ -390,6 +526,57 @@ def train(
     else:
         for k, v in summary.items():
             out.print(f"{k}: {v}", highlight=False)
+
+
+def _run_under_torchrun(nproc: int) -> None:
+    """Run this ``eyescan train`` command again in ``nproc`` processes; exit with its code."""
+    import subprocess
+
+    from eyescan import distributed
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise EyescanError("--nproc under torchrun: torchrun already started the processes")
+    args = distributed.without_option(sys.argv[1:], "--nproc")
+    if "train" not in args:
+        raise EyescanError("--nproc needs the 'eyescan train …' command line of a shell")
+    err.print(f"running {nproc} processes with torch.distributed.run", highlight=False)
+    raise typer.Exit(subprocess.call(distributed.torchrun_command(nproc, args)))
+
+
+@app.command()
+@handle_errors
+def merge(
+    dirs: Annotated[
+        list[Path], typer.Argument(help="Output folders of 'eyescan predict --shard K/N' runs.")
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Merged output folder (default: the first folder)."),
+    ] = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Join sharded predictions into one predictions.jsonl, in unsharded input order."""
+    from eyescan import predicting, sharding
+
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        err.print(f"[red]error:[/] folder not found: {', '.join(missing)}", highlight=False)
+        raise typer.Exit(ExitCode.USAGE)
+    target = out_dir or dirs[0]
+    started = time.perf_counter()
+    merged = sharding.merge(dirs, target)
+    predicting.write_jsonl(target / "predictions.jsonl", merged.records)
+    if json_out:
+        for record in merged.records:
+            print_json(record)
+    else:
+        _print_predictions(merged.records, target, time.perf_counter() - started)
+        err.print(f"merged {merged.shards} shards", highlight=False)
+    failed = sum(not r["ok"] for r in merged.records)
+    if failed:
+        err.print(f"[yellow]{failed} of {len(merged.records)} inputs failed[/]")
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command()
@@ -448,25 +635,21 @@ def benchmark(
     size: Annotated[int, typer.Option(help="Square input size in pixels.")] = 512,
     iterations: Annotated[int, typer.Option(min=1, help="Timed runs.")] = 10,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs first.")] = 2,
+    backend: BackendOpt = Backend.torch,
+    quantize: QuantizeOpt = False,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Measure model latency and throughput on this machine."""
+    """Measure latency (median, p95), images/s, memory, GFLOPs and fraction of matmul peak."""
     from eyescan.benchmarking import run_benchmark
-    from eyescan.models import load
+    from eyescan.onnx_backend import torch_twin
 
     reg = registry()
     task_obj = reg.task(task)
-    try:
-        loaded = load(reg, task, model, weights)
-    except EyescanError:
-        if weights is not None:
-            raise
-        from eyescan.models import LoadedModel, create
-
-        name = model or task_obj.default_model
-        loaded = LoadedModel(task, name, create(reg, task, name).eval())
-    result = run_benchmark(reg, task_obj, loaded, batch_size, size, iterations, warmup)
+    loaded = _load_backend(reg, task_obj, model, weights, backend, quantize, random_init=True)
+    result = run_benchmark(
+        reg, task_obj, loaded, batch_size, size, iterations, warmup, torch_twin(reg, loaded)
+    )
     if json_out:
         print_json(result)
         return
@@ -474,6 +657,67 @@ def benchmark(
     for k, v in result.items():
         table.add_row(k, f"{v:.3f}" if isinstance(v, float) else str(v))
     out.print(table)
+
+
+def _load_backend(
+    reg: Any,
+    task_obj: Any,
+    model: str | None,
+    weights: Path | None,
+    backend: Backend,
+    quantize: bool,
+    items: list[Any] | None = None,
+    random_init: bool = False,
+) -> Any:
+    """Load for --backend/--quantize; says on stderr which ONNX model runs."""
+    from eyescan import onnx_backend
+
+    calibration = None
+    if quantize and items:
+        paths = [item.path for item in items[:16]]
+        calibration = onnx_backend.calibration_items(reg, task_obj, paths)
+    loaded = onnx_backend.load_for_backend(
+        reg, task_obj, model, weights, backend.value, quantize, calibration, random_init
+    )
+    if loaded.backend == "onnx":
+        err.print(onnx_backend.describe(loaded), highlight=False)
+    return loaded
+
+
+@app.command()
+@handle_errors
+def export(
+    task: TaskArg,
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write (+ OUT.json card).")],
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    size: Annotated[int, typer.Option(min=16, help="Example image size for the check.")] = 64,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Export a model to ONNX (dynamic batch; dynamic H/W for segmentation), checked vs torch."""
+    from eyescan import onnx_backend, onnx_export
+
+    reg = registry()
+    task_obj = reg.task(task)
+    loaded = onnx_backend.load_torch(reg, task_obj, model, weights)
+    card = onnx_export.export(reg, task_obj, loaded, onnx, size)
+    if json_out:
+        print_json(card)
+        return
+    parity = card["onnx"]["parity"]
+    table = Table("check", "value")
+    table.add_row("max |torch - onnx| output", f"{parity['output_max_abs_diff']:.3g}")
+    table.add_row("tolerance", f"{parity['output_tolerance']:.3g}")
+    for key, diff in parity["values"].items():
+        what = "max |diff|" if "max_abs_diff" in diff else "agreement"
+        table.add_row(f"{key} ({what})", str(diff.get("max_abs_diff", diff.get("agreement"))))
+    out.print(table)
+    err.print(
+        f"wrote {onnx} ({card['sha256'][:12]}…) and {onnx_backend.card_path(onnx).name}; "
+        f"parity ok at sizes {parity['sizes']}",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ leaves a half-written output.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -24,27 +26,66 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".bmp", ".
 MAX_PIXELS = 400_000_000
 
 
-def _open(path: Path):
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+def _check_file(path: Path) -> None:
+    """Refuse what is not a readable, non-empty regular file (FIFOs would block)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            image.load()
+        st = os.stat(path)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise ImageReadError(f"{path}: is a directory") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(f"{path}: image too large ({exc})") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(f"{path}: symbolic link loop") from None
+        raise ImageReadError(f"{path}: cannot access ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageReadError(f"{path}: is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageReadError(f"{path}: not a regular file")
+    if st.st_size == 0:
+        raise ImageReadError(f"{path}: empty file")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _configure_pil() -> None:
+    """Use our pixel limit; PIL's warning below its hard limit is redundant with our check."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    bomb = Image.DecompressionBombWarning
+    if not any(f[0] == "ignore" and f[2] is bomb for f in warnings.filters):
+        warnings.filterwarnings("ignore", category=bomb)
+
+
+def _open(path: Path):
+    from PIL import Image
+
+    _configure_pil()
+    _check_file(path)
+    try:
+        image = Image.open(path)
+        width, height = image.size
+        if width * height > MAX_PIXELS:  # checked on the header, before decoding pixels
+            image.close()
+            raise ImageReadError(
+                f"{path}: image too large ({width}x{height} pixels, limit {MAX_PIXELS:,}; "
+                "possible decompression bomb)"
+            )
+        image.load()
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageReadError(
+            f"{path}: image too large (over {2 * MAX_PIXELS:,} pixels; possible decompression bomb)"
+        ) from None
+    except PermissionError:
+        raise ImageReadError(f"{path}: permission denied") from None
     except Exception as exc:
-        size = path.stat().st_size if path.exists() else 0
-        what = "empty file" if size == 0 else f"cannot decode image ({type(exc).__name__}: {exc})"
-        raise ImageReadError(f"{path}: {what}") from None
+        raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
     return image
 
 
@@ -58,14 +99,21 @@ def read_image(path: str | Path) -> np.ndarray:
         image = ImageOps.exif_transpose(image)
     except Exception:  # broken EXIF must not lose the image
         pass
-    return to_rgb_array(image, path)
+    try:
+        return to_rgb_array(image, path)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # exotic modes (LAB, HSV, …) PIL cannot convert
+        raise ImageReadError(
+            f"{path}: unsupported image mode {image.mode} ({_first_line(exc)})"
+        ) from None
 
 
 def to_rgb_array(image, path: Path | str = "<image>") -> np.ndarray:
     """Convert a PIL image of any common mode to ``uint8`` RGB."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64), posinf=0.0, neginf=0.0)
         top = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
         array = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(array[..., None], 3, axis=2)
@@ -92,24 +140,36 @@ def read_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
     return array > threshold
 
 
-def iter_images(inputs: list[Path]) -> Iterator[tuple[Path, Path]]:
+def iter_images(inputs: list[Path], exclude: Path | None = None) -> Iterator[tuple[Path, Path]]:
     """Yield ``(image path, root)`` for files and (recursively) folders, sorted.
 
     ``root`` is the folder given on the command line (or the file's parent),
     used to name outputs by their path relative to it. Symlink loops and
-    unreadable folders are skipped.
+    unreadable folders are skipped, and so is the folder ``exclude`` (the
+    output folder, so a rerun never takes its own outputs for inputs).
     """
+    skip = _folder_key(exclude) if exclude is not None else None
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            for path in sorted(_walk(item)):
+            for path in sorted(_walk(item, skip)):
                 yield path, item
         else:
             yield item, item.parent
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _folder_key(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _walk(folder: Path, skip: tuple[int, int] | None = None) -> Iterator[Path]:
     seen: set[tuple[int, int]] = set()
+    if skip is not None and skip != _folder_key(folder):
+        seen.add(skip)
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
         try:
             st = os.stat(dirpath)

@@ -20,6 +20,7 @@ class LoadedModel:
     weights: Path | None = None
     sha256: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    backend: str = "torch"  # "onnx": module is an eyescan.onnx_backend.OnnxModule
 
 
 def count_parameters(module: Any) -> int:

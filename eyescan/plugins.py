@@ -12,7 +12,9 @@ Environment:
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as metadata
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -124,7 +126,8 @@ def _contract_error(plugin: Any) -> str | None:
     ):
         return (
             f"needs hook contract {declared!r}, this eyescan serves "
-            f"{MIN_CONTRACT_VERSION}..{HOOK_CONTRACT_VERSION}"
+            f"{MIN_CONTRACT_VERSION}..{HOOK_CONTRACT_VERSION}; install a plugin release "
+            "written for this eyescan, or upgrade eyescan"
         )
     return None
 
@@ -147,9 +150,65 @@ def _register_plugin(
             pm.register(plugin, name=name)
         except Exception as exc:  # invalid hook signatures, duplicate names
             error = f"cannot register: {exc}"
+        else:
+            _name_failures(pm, plugin, name)
     if error is not None:
         info.error = error
-        _warn(f"plugin {name} {version}: {error}; its tasks are unavailable")
+        label = f"{name} {version}".strip()
+        _warn(f"plugin {label}: {error}; its tasks are unavailable")
+
+
+def _name_failures(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """Make exceptions raised by ``plugin``'s pipeline hooks carry the plugin's name.
+
+    Each hook implementation is wrapped so an exception leaving it gets
+    ``eyescan_plugin`` and ``eyescan_hook`` attributes (the innermost plugin
+    wins: a wrapper that lets an inner failure pass does not take the blame).
+    The core's own plugin is left alone: its failures are the task plugin's.
+    """
+    from eyescan import builtin
+
+    if plugin is builtin:
+        return
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.name.startswith("register_"):
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function = _naming(impl.function, name, caller.name)  # type: ignore[misc]
+
+
+def _tag(exc: BaseException, plugin: str, hook: str) -> None:
+    if getattr(exc, "eyescan_plugin", None) is None:
+        try:
+            exc.eyescan_plugin = plugin  # type: ignore[attr-defined]
+            exc.eyescan_hook = hook  # type: ignore[attr-defined]
+        except AttributeError:  # exception types without a __dict__
+            pass
+
+
+def _naming(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(function):  # wrapper=True / hookwrapper=True
+
+        @functools.wraps(function)
+        def wrapper(*args: Any) -> Any:
+            try:
+                return (yield from function(*args))
+            except Exception as exc:
+                _tag(exc, plugin, hook)
+                raise
+
+        return wrapper
+
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except Exception as exc:
+            _tag(exc, plugin, hook)
+            raise
+
+    return call
 
 
 def build_registry(

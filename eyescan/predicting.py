@@ -7,6 +7,7 @@ decoded ahead of the model and at most ``prefetch`` results wait to be written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eyescan.errors import EyescanError
+from eyescan.errors import EyescanError, PluginError
 from eyescan.imageio import read_image, write_text
 from eyescan.records import PREDICTION_SCHEMA, dumps
 from eyescan.task import Prediction, Task
@@ -37,9 +38,11 @@ def safe_stems(items: list[tuple[Path, Path]]) -> list[Item]:
 
     Stems never contain ``..`` or absolute parts (so outputs stay inside
     ``--out``); characters outside ``[A-Za-z0-9._-]`` become ``_`` (odd bytes
-    in file names included); equal stems get ``-2``, ``-3``… in input order.
+    in file names included); parts longer than 100 characters are shortened
+    with a hash suffix; equal stems (ignoring case) get ``-2``, ``-3``… in
+    input order, skipping any suffix that is itself taken.
     """
-    taken: dict[str, int] = {}
+    taken: set[str] = set()
     out = []
     for path, root in items:
         try:
@@ -51,21 +54,43 @@ def safe_stems(items: list[tuple[Path, Path]]) -> list[Item]:
             _UNSAFE.sub("_", os.fsencode(p).decode("ascii", "replace")).strip("._") or "_"
             for p in parts
         ] or ["image"]
-        stem = "/".join(parts)
-        count = taken.get(stem.lower(), 0) + 1
-        taken[stem.lower()] = count
-        if count > 1:
-            stem = f"{stem}-{count}"
-            taken[stem.lower()] = 1
-        out.append(Item(Path(path), stem))
+        stem = "/".join(_shorten(p) for p in parts)
+        unique, count = stem, 1
+        while unique.lower() in taken:
+            count += 1
+            unique = f"{stem}-{count}"
+        taken.add(unique.lower())
+        out.append(Item(Path(path), unique))
     return out
 
 
-def _error_record(base: dict[str, Any], item: Item, exc: BaseException, debug: bool) -> dict:
+def _shorten(part: str, limit: int = 100) -> str:
+    if len(part) <= limit:
+        return part
+    return f"{part[: limit - 9]}-{hashlib.sha1(part.encode()).hexdigest()[:8]}"
+
+
+def _describe(exc: BaseException, item: Item, owner: str) -> tuple[str, str]:
+    """Error code and message; names the plugin whose hook implementation raised."""
     if isinstance(exc, EyescanError):
-        code, message = exc.code, str(exc)
-    else:
-        code, message = "internal_error", f"{item.path}: {type(exc).__name__}: {exc}"
+        message = str(exc)
+        return exc.code, message if str(item.path) in message else f"{item.path}: {message}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return "io_error", f"{item.path}: cannot write {exc.filename}: {exc.strerror or exc}"
+    plugin = getattr(exc, "eyescan_plugin", None) or owner
+    hook = getattr(exc, "eyescan_hook", None)
+    what = f"{type(exc).__name__}: {exc}"
+    if not plugin:
+        return "internal_error", f"{item.path}: {what}"
+    where = f" in {hook}" if hook else ""
+    return "plugin_error", f"{item.path}: plugin {plugin} failed{where}: {what}"
+
+
+def _error_record(
+    base: dict[str, Any], item: Item, exc: BaseException, debug: bool, owner: str = ""
+) -> dict:
+    code, message = _describe(exc, item, owner)
+    message = " ".join(message.splitlines())  # one line, whatever the exception said
     record = {
         **base,
         "input": str(item.path),
@@ -87,14 +112,24 @@ def record_path(out_dir: Path, stem: str) -> Path:
     return out_dir / f"{stem}.json"
 
 
-def completed(out_dir: Path, item: Item) -> dict[str, Any] | None:
-    """The saved record of an input whose outputs are all complete, else None."""
+def completed(
+    out_dir: Path, item: Item, base: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The saved record of an input whose outputs are all complete, else None.
+
+    With ``base`` (task, model, weights hash of this run), a record made by
+    other weights does not count as complete.
+    """
     path = record_path(out_dir, item.stem)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not record.get("ok") or record.get("input") != str(item.path):
+    if not isinstance(record, dict) or not record.get("ok"):
+        return None
+    if record.get("input") != str(item.path):
+        return None
+    if base is not None and any(record.get(k) != base[k] for k in base):
         return None
     if not all((out_dir / f).exists() for f in record.get("files", {}).values()):
         return None
@@ -124,6 +159,20 @@ def run(
         "weights_sha256": model.sha256,
     }
     prefetch = max(2, 2 * batch_size * max(1, workers))
+    owner = next(
+        (p.name for p in getattr(registry, "plugins", {}).values() if task.name in p.tasks), ""
+    )
+
+    def failed(item: Item, exc: BaseException) -> dict[str, Any]:
+        return _error_record(base, item, exc, debug, owner)
+
+    def save_failure(item: Item, record: dict[str, Any]) -> None:
+        if out_dir is None:
+            return
+        try:  # best effort: the record is also yielded (and in predictions.jsonl)
+            write_text(record_path(out_dir, item.stem), dumps(record) + "\n")
+        except OSError:
+            pass
 
     def load(item: Item) -> tuple[Any, dict[str, float]]:
         t0 = time.perf_counter()
@@ -168,7 +217,7 @@ def run(
                 item = next(queue, None)
                 if item is None:
                     return
-                done = completed(out_dir, item) if (resume and out_dir is not None) else None
+                done = completed(out_dir, item, base) if resume and out_dir is not None else None
                 if done is not None:
                     pending.append((item, {**done, "resumed": True}))
                 else:
@@ -177,13 +226,14 @@ def run(
         def drain(limit: int) -> Iterator[dict[str, Any]]:
             while len(results) > limit:
                 item, result = results.popleft()
-                if isinstance(result, dict):
-                    yield result
-                    continue
-                try:
-                    yield result.result()
-                except Exception as exc:
-                    yield _error_record(base, item, exc, debug)
+                if not isinstance(result, dict):
+                    try:
+                        result = result.result()
+                    except Exception as exc:
+                        result = failed(item, exc)
+                if not result["ok"]:
+                    save_failure(item, result)
+                yield result
 
         fill()
         while pending:
@@ -197,19 +247,20 @@ def run(
                     prepared, timings = future.result()
                     batch.append((item, prepared, timings))
                 except Exception as exc:
-                    results.append((item, _error_record(base, item, exc, debug)))
+                    results.append((item, failed(item, exc)))
             fill()
             if batch:
                 t0 = time.perf_counter()
                 try:
                     predictions = hook.predict(task=task, model=model, batch=[b[1] for b in batch])
+                    _check_count(predictions, len(batch))
                     per_image = (time.perf_counter() - t0) * 1e3 / len(batch)
                     for (item, _, timings), prediction in zip(batch, predictions):
                         timings["predict"] = per_image
                         results.append((item, writer.submit(write, item, prediction, timings)))
                 except Exception as exc:
                     if len(batch) == 1:
-                        results.append((batch[0][0], _error_record(base, batch[0][0], exc, debug)))
+                        results.append((batch[0][0], failed(batch[0][0], exc)))
                     else:  # retry one by one so one bad image does not sink the batch
                         for item, prepared, timings in batch:
                             results.append(
@@ -224,8 +275,7 @@ def run(
                                         timings,
                                         writer,
                                         write,
-                                        base,
-                                        debug,
+                                        failed,
                                     ),
                                 )
                             )
@@ -236,12 +286,21 @@ def run(
         writer.shutdown(wait=True)
 
 
-def _single(hook, task, model, item, prepared, timings, writer, write, base, debug):
+def _check_count(predictions: Any, expected: int) -> None:
+    """A predict hook must answer every image of the batch (none silently lost)."""
+    count = None if predictions is None else len(predictions)
+    if count != expected:
+        raise PluginError(f"predict returned {count} predictions for {expected} images")
+
+
+def _single(hook, task, model, item, prepared, timings, writer, write, failed):
     t0 = time.perf_counter()
     try:
-        (prediction,) = hook.predict(task=task, model=model, batch=[prepared])
+        predictions = hook.predict(task=task, model=model, batch=[prepared])
+        _check_count(predictions, 1)
+        (prediction,) = predictions
     except Exception as exc:
-        return _error_record(base, item, exc, debug)
+        return failed(item, exc)
     timings["predict"] = (time.perf_counter() - t0) * 1e3
     return writer.submit(write, item, prediction, timings)
 

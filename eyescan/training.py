@@ -5,10 +5,17 @@ of losses, validates every epoch, keeps the best weights by validation loss
 (safetensors + model card), checkpoints every epoch so ``resume=True`` picks
 up where a run stopped, stops early after ``patience`` epochs without
 improvement, and writes one JSON line of metrics per epoch.
+
+Under ``torchrun`` the same call trains data-parallel (see
+:mod:`eyescan.distributed` and docs/scaling.md): the model is wrapped in
+DistributedDataParallel, each process takes its share of every epoch's
+batches, losses are averaged over all processes and only rank 0 writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import math
 import random
@@ -21,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from eyescan import distributed
 from eyescan.errors import EyescanError
 from eyescan.imageio import atomic_path
 from eyescan.weights import save_weights
@@ -47,9 +55,10 @@ class TrainConfig:
     gamma: float = 0.1
     patience: int | None = None  # early stopping on validation loss
     seed: int = 0
-    steps_per_epoch: int | None = None  # cap on batches per epoch
+    steps_per_epoch: int | None = None  # cap on batches per epoch (all processes together)
     grad_clip: float | None = None
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (this process's GPU when there is one)
+    amp: str | None = None  # None | bf16 | fp16: mixed-precision autocast (fp16 scales gradients)
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific settings
 
     @classmethod
@@ -99,6 +108,16 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any
     raise TrainingError(f"unknown scheduler {config.scheduler!r} (cosine, step)")
 
 
+def autocast(amp: str | None, device: str) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for ``amp`` (``bf16`` or ``fp16``) on ``device``."""
+    if not amp:
+        return contextlib.nullcontext()
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if amp not in dtypes:
+        raise TrainingError(f"unknown amp {amp!r} (bf16, fp16)")
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtypes[amp])
+
+
 def _to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
@@ -146,13 +165,20 @@ def fit(
     the validation batches (loss only); ``validate(model)`` may add metrics.
     ``forward(model, batch)`` defaults to ``model(batch["image"])``.
     ``on_event`` receives ``{"event": "step"|"epoch", ...}`` for progress display.
+
+    Under torchrun every process must yield the same batches (seeded);
+    ``forward`` then receives the DDP-wrapped model (call it, do not reach
+    into its attributes); ``validate`` and ``on_event`` run on rank 0 only.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     forward = forward or (lambda m, b: m(b["image"]))
-    emit = on_event or (lambda event: None)
+    main = distributed.is_main()
+    emit = (on_event if main else None) or (lambda event: None)
     seed_everything(config.seed)
-    device = config.device
+    device = distributed.resolve_device(config.device)
+    parallel = distributed.init_from_env(device)
+    rank, world = distributed.rank(), distributed.world_size()
     model.to(device)
     optimizer = make_optimizer(model.parameters(), config)
     scheduler = make_scheduler(optimizer, config)
@@ -162,7 +188,7 @@ def fit(
     history: list[dict[str, Any]] = []
     start_epoch, best_loss, best_epoch, bad_epochs = 1, math.inf, 0, 0
     if resume and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+        state = load_checkpoint(state_path, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -170,59 +196,74 @@ def fit(
         start_epoch = int(state["epoch"]) + 1
         best_loss, best_epoch = float(state["best_loss"]), int(state["best_epoch"])
         bad_epochs = int(state["bad_epochs"])
-        torch.set_rng_state(state["rng"])
-        if metrics_path.exists():
-            history = [json.loads(line) for line in metrics_path.read_text().splitlines() if line]
-            history = [h for h in history if h["epoch"] < start_epoch]
-    elif metrics_path.exists():
+        torch.set_rng_state(state["rng"].cpu())
+        history = resumed_history(metrics_path, start_epoch, rewrite=main)
+    elif metrics_path.exists() and main:
         metrics_path.unlink()
+    net = distributed.wrap(model, device, bool(config.extra.get("find_unused_parameters")))
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=config.amp == "fp16")
 
     stopped_early = False
     epoch = start_epoch - 1
     for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
+        net.train()
         started = time.perf_counter()
         sums: dict[str, float] = {}
         steps = 0
-        for batch in train_batches(epoch):
+        batches: Iterable[dict[str, torch.Tensor]] = train_batches(epoch)
+        if config.steps_per_epoch:
+            batches = itertools.islice(batches, config.steps_per_epoch)
+        for batch in distributed.shard_batches(batches, rank, world):
             batch = _to_device(batch, device)
-            loss, parts = total_loss(losses, forward(model, batch), batch)
-            if not torch.isfinite(loss):
+            with autocast(config.amp, device):
+                loss, parts = total_loss(losses, forward(net, batch), batch)
+            finite = bool(torch.isfinite(loss))
+            if not (distributed.all_true(finite, device) if parallel else finite):
                 raise TrainingError(
-                    f"loss became {float(loss)} at epoch {epoch}, step {steps + 1}; stopped. "
+                    f"loss became {float(loss.detach()) if not finite else 'nan on another rank'}"
+                    f" at epoch {epoch}, step {steps + 1}; stopped. "
                     f"Last good weights: {best_path if best_path.exists() else 'none yet'}"
                     " (lower the learning rate or check the data)"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if config.grad_clip:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             steps += 1
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
             emit({"event": "step", "epoch": epoch, "step": steps, "loss": float(loss.detach())})
-            if config.steps_per_epoch and steps >= config.steps_per_epoch:
-                break
         if steps == 0:
             raise TrainingError("no training batches: the training set is empty")
         record: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-        record.update({f"train_{k}": v / steps for k, v in sums.items()})
+        means = distributed.mean_across(sums, steps, device)
+        record.update({f"train_{k}": v for k, v in means.items()})
         val_loss = record["train_loss"]
         if val_batches is not None:
-            val_loss = evaluate_loss(model, val_batches(), losses, forward, device)
+            distributed.broadcast_buffers(model)
+            mine = distributed.shard_batches(val_batches(), rank, world, pad=False)
+            total, count = _loss_sums(model, mine, losses, forward, device, config.amp)
+            total, count = distributed.sum_across([total, count], device)
+            val_loss = total / max(1.0, count)
             record["val_loss"] = val_loss
         if validate is not None:
-            model.eval()
-            with torch.no_grad():
-                record.update({f"val_{k}": v for k, v in validate(model).items()})
+            scores = None
+            if main:
+                model.eval()
+                with torch.no_grad():
+                    scores = validate(model)
+            record.update({f"val_{k}": v for k, v in distributed.from_main(scores).items()})
         record["seconds"] = round(time.perf_counter() - started, 2)
         if scheduler is not None:
             scheduler.step()
         improved = val_loss < best_loss
         if improved:
             best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
+        if improved and main:
             save_weights(
                 model,
                 best_path,
@@ -233,34 +274,72 @@ def fit(
                         "recipe": asdict(config),
                         "best_epoch": epoch,
                         "val_loss": val_loss,
+                        **({"processes": world} if world > 1 else {}),
                     },
                 },
             )
-        else:
+        if not improved:
             bad_epochs += 1
         record["best"] = improved
         history.append(record)
-        with open(metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        with atomic_path(state_path) as tmp:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "epoch": epoch,
-                    "best_loss": best_loss,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "rng": torch.get_rng_state(),
-                },
-                tmp,
-            )
+        if main:
+            with open(metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            with atomic_path(state_path) as tmp:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "epoch": epoch,
+                        "best_loss": best_loss,
+                        "best_epoch": best_epoch,
+                        "bad_epochs": bad_epochs,
+                        "rng": torch.get_rng_state(),
+                    },
+                    tmp,
+                )
         emit({"event": "epoch", **record})
         if config.patience is not None and bad_epochs >= config.patience:
             stopped_early = True
             break
+    distributed.barrier()  # rank 0's files exist before any process returns
     return FitResult(best_path, best_epoch, best_loss, epoch, history, stopped_early)
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> dict[str, Any]:
+    """Read ``last_state.pt`` with ``weights_only=True`` (a pickle that runs code is refused)."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(f"{path}: refused to load the checkpoint ({first})") from None
+    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
+        raise TrainingError(f"{path}: not an eyescan training checkpoint")
+    return state
+
+
+def resumed_history(path: Path, start_epoch: int, rewrite: bool = True) -> list[dict[str, Any]]:
+    """Epoch records before ``start_epoch`` from ``metrics.jsonl``.
+
+    A run killed between writing an epoch's line and its checkpoint (or in
+    the middle of a line) leaves lines the resumed run redoes; with
+    ``rewrite`` the file is rewritten without them, so no epoch appears twice.
+    """
+    history = []
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+            if record["epoch"] < start_epoch:
+                history.append(record)
+    if rewrite:
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
+    return history
 
 
 def evaluate_loss(
@@ -269,17 +348,32 @@ def evaluate_loss(
     losses: list[WeightedLoss],
     forward: Callable[[torch.nn.Module, dict[str, torch.Tensor]], Any],
     device: str = "cpu",
+    amp: str | None = None,
 ) -> float:
     """Mean total loss over validation batches, in eval mode without gradients."""
+    total, count = _loss_sums(model, batches, losses, forward, device, amp)
+    return total / max(1, count)
+
+
+def _loss_sums(
+    model: torch.nn.Module,
+    batches: Iterable[dict[str, torch.Tensor]],
+    losses: list[WeightedLoss],
+    forward: Callable[[torch.nn.Module, dict[str, torch.Tensor]], Any],
+    device: str,
+    amp: str | None,
+) -> tuple[float, int]:
+    """Sum of the total loss over batches and their count (eval mode, no gradients)."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in batches:
             batch = _to_device(batch, device)
-            loss, _ = total_loss(losses, forward(model, batch), batch)
+            with autocast(amp, device):
+                loss, _ = total_loss(losses, forward(model, batch), batch)
             total += float(loss)
             count += 1
-    return total / max(1, count)
+    return total, count
 
 
 def write_json(path: Path, data: Any) -> None:

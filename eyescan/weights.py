@@ -96,13 +96,11 @@ def load_state_dict(path: Path, expected_sha256: str | None = None) -> dict[str,
             return load_file(str(path))
         except Exception as exc:
             raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from None
-    import pickle
-
     import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except Exception as exc:  # UnpicklingError for code-running pickles, bad zips, …
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path}: refused to load ({first})") from None
     if isinstance(state, dict) and "state_dict" in state:
@@ -117,13 +115,18 @@ def load_into(model: Any, state: dict[str, Any], source: Path | str) -> Any:
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    wrong = [
+        k
+        for k in own
+        if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)
+    ]
     if missing or unexpected or wrong:
         parts = []
         if wrong:
             k = wrong[0]
             parts.append(
-                f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
+                f"{len(wrong)} shape mismatches (e.g. {k}: file "
+                f"{tuple(getattr(state[k], 'shape', ()))} "
                 f"vs model {tuple(own[k].shape)})"
             )
         if missing:
