@@ -38,6 +38,7 @@ _LAZY_MODULES = {
     "models",
     "synthetic",
     "explain",
+    "plots",  # evaluation figures; plots.binary_curves for result["curves"]
 }
 
 __all__ = [

@@ -335,6 +335,14 @@ def predict(
     ] = None,
     backend: BackendOpt = Backend.torch,
     quantize: QuantizeOpt = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write a self-contained HTML report to this file."),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(help="Explanation maps (Grad-CAM) from tasks that offer them."),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Analyse images: one record per image, output files under --out."""
@@ -345,6 +353,8 @@ def predict(
 
     reg = registry()
     task_obj = reg.task(task)
+    if explain:  # tasks read getattr(self, "explain", False) (docs/reports.md)
+        task_obj.explain = True
     missing = [str(p) for p in inputs if not os.path.lexists(p)]
     if missing:
         err.print(f"[red]error:[/] input not found: {', '.join(missing)}", highlight=False)
@@ -393,6 +403,11 @@ def predict(
     failed = sum(not r["ok"] for r in records)
     if not json_out:
         _print_predictions(records, out_dir, time.perf_counter() - started, records_file)
+    if report is not None:
+        from eyescan.report_html import write_prediction_report
+
+        written = write_prediction_report(records, out_dir, report)
+        err.print(f"report: {written}", highlight=False, soft_wrap=True)
     if failed:
         err.print(f"[yellow]{failed} of {len(records)} inputs failed[/]")
         raise typer.Exit(ExitCode.FAILED)
@@ -591,6 +606,10 @@ def evaluate(
     update_card: Annotated[
         bool, typer.Option(help="Record the metrics in the weights' model card.")
     ] = False,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="Write figures (PNG) and DIR/index.html to this folder."),
+    ] = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -614,6 +633,8 @@ def evaluate(
         "model": loaded.name,
         "weights_sha256": loaded.sha256,
     }
+    if plots is not None:
+        _write_evaluation_plots(plots, {**base, "data": str(data), "split": split}, result)
     if json_out:
         for image in result["images"]:
             print_json({**base, "kind": "image", **image})
@@ -623,6 +644,35 @@ def evaluate(
     for k, v in result["summary"].items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     out.print(table)
+
+
+def _write_evaluation_plots(folder: Path, header: dict[str, Any], result: dict[str, Any]) -> None:
+    from eyescan import plots as figures
+    from eyescan.report_html import write_evaluation_report
+
+    files = figures.write_plots(result, folder)
+    header = {k: v for k, v in header.items() if k != "schema"}
+    page = write_evaluation_report(folder / "index.html", header, result, files)
+    names = ", ".join(p.name for p in files.values()) or "no figures (no curves or scores)"
+    err.print(f"plots: {names} in {folder}/; report: {page}", highlight=False, soft_wrap=True)
+
+
+@app.command("report")
+@handle_errors
+def report_command(
+    results: Annotated[Path, typer.Argument(help="An 'eyescan predict' output folder.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="HTML file to write (default: RESULTS/report.html)."),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a self-contained HTML report from a folder's predictions.jsonl."""
+    from eyescan.report_html import load_records, write_prediction_report
+
+    records = load_records(results)
+    written = write_prediction_report(records, results, out_file or results / "report.html")
+    err.print(f"report: {written} ({len(records)} images)", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -6,5 +6,6 @@ bash scripts/setup-env.sh
 . .venv/bin/activate
 out="${1:-demo-out}"
 eyescan tasks
-eyescan predict vessels examples/ --out "$out"
+eyescan predict vessels examples/ --out "$out" --report "$out/report.html"
 echo "Outputs (probability map, binary mask, overlay, JSON per image) are in $out/" >&2
+echo "HTML report (open it in a browser): $out/report.html" >&2

@@ -32,4 +32,4 @@ def test_help_is_fast():
     subprocess.run(
         [sys.executable, "-m", "eyescan", "--help"], capture_output=True, check=True, timeout=60
     )
-    assert time.perf_counter() - started < 3.0  # generous for loaded CI machines
+    assert time.perf_counter() - started < 5.0  # generous for loaded CI machines

@@ -158,4 +158,24 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     }
     if options.get("update_card") and model.weights is not None:
         weights.update_card(model.weights, metrics=summary)
-    return {"summary": summary, "images": per_image}
+    curves = pooled_curves(np.concatenate(truths), np.concatenate(scores), pooled)
+    return {"summary": summary, "images": per_image, "curves": curves}
+
+
+def pooled_curves(
+    truth: np.ndarray, score: np.ndarray, pooled: dict[str, float], pixels: int = 200_000
+) -> dict[str, Any]:
+    """ROC/PR points of the pooled FOV pixels for ``--plots``.
+
+    The points come from a fixed random subsample; the areas are the exact pooled ones.
+    """
+    from eyescan.api import plots
+
+    if truth.size > pixels:
+        keep = np.random.default_rng(0).choice(truth.size, pixels, replace=False)
+        truth, score = truth[keep], score[keep]
+    curves = plots.binary_curves(truth, score)
+    for kind, key in (("roc", "auc_roc"), ("pr", "auc_pr")):
+        if kind in curves:
+            curves[kind]["auc"] = pooled[key]
+    return {"label": "pooled FOV pixels", **curves}
