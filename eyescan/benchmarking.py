@@ -26,14 +26,19 @@ import numpy as np
 from eyescan.records import BENCHMARK_SCHEMA
 
 
+def matmul_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
+    """Best float32 ``n×n`` matmul rate with this process's torch threads, in GFLOP/s."""
+    import torch
+
+    return _matmul_peak(n, repeats, torch.get_num_threads())
+
+
 @cache
-def matmul_peak_gflops(n: int = 1024, repeats: int = 8) -> float:
-    """Best float32 ``n×n`` matmul rate of this process's torch threads, in GFLOP/s."""
+def _matmul_peak(n: int, repeats: int, threads: int) -> float:
     import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    best = min(_timed(lambda: a @ b, repeats, 0))
+    best = min(_timed(lambda: a @ b, repeats, warmup=2))
     return 2 * n**3 / best / 1e9
 
 
@@ -93,6 +98,19 @@ def _stats(prefix: str, seconds: list[float], batch_size: int) -> dict[str, floa
     }
 
 
+def time_forward(
+    module: Any, args: tuple[Any, ...], iterations: int, warmup: int, batch_size: int = 1
+) -> dict[str, float]:
+    """Latency and images/s of ``module(*args)`` (``args`` holding ``batch_size`` images)."""
+    import torch
+
+    def forward() -> Any:
+        with torch.no_grad():
+            return module(*args)
+
+    return _stats("forward_", _timed(forward, iterations, warmup), batch_size)
+
+
 def run_benchmark(
     registry: Any,
     task: Any,
@@ -120,10 +138,6 @@ def run_benchmark(
     def predict() -> Any:
         return registry.hook.predict(task=task, model=model, batch=batch)
 
-    def forward() -> Any:
-        with torch.no_grad():
-            return model.module(*args)
-
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result: dict[str, Any] = {
         "schema": BENCHMARK_SCHEMA,
@@ -138,7 +152,7 @@ def run_benchmark(
         "iterations": iterations,
         "warmup": warmup,
         **_stats("", _timed(predict, iterations, warmup), batch_size),
-        **_stats("forward_", _timed(forward, iterations, warmup), batch_size),
+        **time_forward(model.module, args, iterations, warmup, batch_size),
     }
     if flops_module is None and result["backend"] == "torch":
         flops_module = model.module

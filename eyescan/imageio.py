@@ -52,13 +52,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _configure_pil() -> None:
-    """Use our pixel limit; PIL's warning below its hard limit is redundant with our check."""
+    """Use our pixel limit and silence PIL's warnings about bad files.
+
+    Both are redundant here: the pixel limit is checked on the header, and a
+    corrupt file either decodes or becomes one :class:`ImageReadError` line.
+    """
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    bomb = Image.DecompressionBombWarning
-    if not any(f[0] == "ignore" and f[2] is bomb for f in warnings.filters):
-        warnings.filterwarnings("ignore", category=bomb)
+    ours = r"PIL\."
+    if not any(
+        f[0] == "ignore" and getattr(f[3], "pattern", None) == ours for f in warnings.filters
+    ):
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=ours)
 
 
 def _open(path: Path):

@@ -11,9 +11,13 @@ folder pipeline need those cores between model calls).
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
+import logging
 import os
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,11 +107,15 @@ class OnnxModule:
         info = card.get("onnx", {})
         self.structure = info.get("output_structure", {"type": "tensor"})
         self.per_item = bool(info.get("per_item"))
+        self.torch_class = _import_class(info.get("torch_class"))
+        self.hooks: list[tuple[Any, bool]] = []
         self.attributes = {
             k: tuple(v) if isinstance(v, list) else v for k, v in info.get("attributes", {}).items()
         }
 
     def __call__(self, *args: Any) -> Any:
+        for hook, with_kwargs in list(self.hooks):
+            hook(self, args, {}) if with_kwargs else hook(self, args)
         if self.per_item:  # one list of images in, one list of per-image results out
             return [out for image in args[0] for out in self._run(([image],))]
         return self._run(args)
@@ -127,10 +135,28 @@ class OnnxModule:
         results = self.session.run(self.output_names, feeds)
         return rebuild(self.structure, iter(torch.from_numpy(r) for r in results))
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """The exported module's class, so a task's ``isinstance`` dispatch still works."""
+        return self.__dict__.get("torch_class") or OnnxModule
+
+    def register_forward_pre_hook(self, hook: Any, with_kwargs: bool = False) -> Any:
+        """Like ``nn.Module``'s: ``hook(module, args[, kwargs])`` before each call."""
+        self.hooks.append((hook, with_kwargs))
+        return _HookHandle(self.hooks, (hook, with_kwargs))
+
     def __getattr__(self, name: str) -> Any:
+        """Recorded attributes; else the exported class's own methods, run on this object.
+
+        Parameter-free helpers such as ``probabilities(logits)`` work that way;
+        a method that needs the torch layers fails with AttributeError.
+        """
         attributes = self.__dict__.get("attributes", {})
         if name in attributes:
             return attributes[name]
+        method = getattr(self.__dict__.get("torch_class"), name, None)
+        if inspect.isfunction(method) and not name.startswith("_") and not _module_name(name):
+            return types.MethodType(method, self)
         raise AttributeError(
             f"ONNX model has no attribute {name!r} "
             f"(recorded at export: {', '.join(sorted(attributes)) or 'none'})"
@@ -152,6 +178,36 @@ class OnnxModule:
         import torch
 
         return iter([torch.zeros(0)])
+
+
+def _module_name(name: str) -> bool:
+    """True for ``nn.Module``'s own names (``state_dict``…): never borrowed."""
+    import torch
+
+    return hasattr(torch.nn.Module, name)
+
+
+class _HookHandle:
+    def __init__(self, hooks: list[Any], entry: Any):
+        self.hooks, self.entry = hooks, entry
+
+    def remove(self) -> None:
+        if self.entry in self.hooks:
+            self.hooks.remove(self.entry)
+
+
+def _import_class(name: str | None) -> type | None:
+    """``package.module:Qual.Name`` → the class, or None when it cannot be imported."""
+    if not name or ":" not in name:
+        return None
+    module, _, qualname = name.partition(":")
+    try:
+        value: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError):
+        return None
+    return value if isinstance(value, type) else None
 
 
 def card_path(onnx_path: Path) -> Path:
@@ -243,14 +299,11 @@ def load_torch(
     """``models.load``, or (``random_init``, nothing shipped or given) an untrained model."""
     from eyescan import models
 
-    try:
-        return models.load(registry, task.name, model, weights)
-    except WeightsError:
-        if weights is not None or not random_init:
-            raise
     name = model or task.default_model
-    module = models.create(registry, task.name, name).eval()
-    return LoadedModel(task.name, name, module, card={"random_init": True})
+    if random_init and weights is None and task.default_weights(name) is None:
+        module = models.create(registry, task.name, name).eval()
+        return LoadedModel(task.name, name, module, card={"random_init": True})
+    return models.load(registry, task.name, model, weights)
 
 
 def torch_twin(registry: Any, loaded: LoadedModel) -> Any:
@@ -273,7 +326,13 @@ def quantize_model(loaded: LoadedModel) -> LoadedModel:
     with tempfile.TemporaryDirectory(prefix="eyescan-int8-") as tmp:
         target = Path(tmp) / "int8.onnx"
         model = onnx.load_from_string(loaded.module.model_bytes)
-        quantize_dynamic(model, target, weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # quantize_dynamic logs advice on the root logger
+        try:
+            quantize_dynamic(model, target, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         data = target.read_bytes()
     card = {**loaded.card, "quantized": "dynamic int8", "float_sha256": loaded.sha256}
     module = OnnxModule(data, card)
@@ -338,7 +397,11 @@ def describe(loaded: LoadedModel) -> str:
     cost = loaded.card.get("quantization_cost")
     if cost:
         parts = [f"max |output diff| {cost['output_max_abs_diff']:.3g}"]
-        for key, diff in list(cost["values"].items())[:4]:
+        changed = sorted(  # values that moved first
+            cost["values"].items(),
+            key=lambda kv: kv[1].get("mean_abs_diff", 1 - kv[1].get("agreement", 1)) == 0,
+        )
+        for key, diff in changed[:3]:
             if "mean_abs_diff" in diff:
                 parts.append(f"{key} mean |diff| {diff['mean_abs_diff']:.3g}")
             else:

@@ -10,7 +10,6 @@ ONNX file's SHA-256, the recorded module attributes and the parity check.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import math
@@ -33,22 +32,8 @@ VALUE_ATOL, VALUE_RTOL = 1e-3, 1e-2
 _SIMPLE = (bool, int, float, str)
 
 
-class _Recorder:
-    """Wraps a module; keeps the positional arguments of every call."""
-
-    def __init__(self, module: Any):
-        self.__dict__["_module"] = module
-        self.__dict__["_calls"] = []
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs:
-            raise EyescanError("ONNX export supports models called with positional tensors")
-        onnx_backend.flatten(args)  # tensors (in tuples, lists, dicts) only
-        self._calls.append(_clone(args))
-        return self._module(*args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
+class NotExportableError(EyescanError):
+    """The model is not called as one module by its task's ``predict`` (a composite)."""
 
 
 def _clone(value: Any) -> Any:
@@ -60,17 +45,33 @@ def _clone(value: Any) -> Any:
 def predict_recorded(
     registry: Any, task: Any, loaded: LoadedModel, items: list[Any]
 ) -> tuple[list[Any], list[tuple[Any, ...]]]:
-    """The task's predictions for ``items`` and the arguments of each model call it made."""
+    """The task's predictions for ``items`` and the arguments of each model call it made.
+
+    Calls are recorded with a forward pre-hook, so the task sees the real
+    module (``isinstance`` checks and all).
+    """
     import torch
 
-    recorder = _Recorder(loaded.module)
-    with torch.no_grad():
-        predictions = registry.hook.predict(
-            task=task, model=dataclasses.replace(loaded, module=recorder), batch=items
+    calls: list[tuple[Any, ...]] = []
+
+    def record(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if kwargs:
+            raise EyescanError("ONNX export supports models called with positional tensors")
+        onnx_backend.flatten(args)  # tensors (in tuples, lists, dicts) only
+        calls.append(_clone(args))
+
+    handle = loaded.module.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            predictions = registry.hook.predict(task=task, model=loaded, batch=items)
+    finally:
+        handle.remove()
+    if not calls:
+        raise NotExportableError(
+            f"task {task.name!r}: predict never calls the {loaded.name!r} model itself "
+            "(only parts of it?), so it cannot be exported as one ONNX model"
         )
-    if not recorder._calls:
-        raise EyescanError(f"task {task.name!r}: predict did not call the model")
-    return predictions, recorder._calls
+    return predictions, calls
 
 
 def takes_image_list(args: tuple[Any, ...]) -> bool:
@@ -170,6 +171,7 @@ def export_bytes(
             "output_structure": structure,
             "per_item": per_item,
             "attributes": module_attributes(module),
+            "torch_class": f"{type(module).__module__}:{type(module).__qualname__}",
         },
     }
     return data, card

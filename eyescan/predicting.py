@@ -75,9 +75,11 @@ def _describe(exc: BaseException, item: Item, owner: str) -> tuple[str, str]:
     if isinstance(exc, EyescanError):
         message = str(exc)
         return exc.code, message if str(item.path) in message else f"{item.path}: {message}"
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return "io_error", f"{item.path}: cannot write {exc.filename}: {exc.strerror or exc}"
-    plugin = getattr(exc, "eyescan_plugin", None) or owner
+    plugin = getattr(exc, "eyescan_plugin", None)
+    if plugin is None and isinstance(exc, OSError):  # disk full, read-only --out, …
+        where = f" on {exc.filename}" if exc.filename else ""
+        return "io_error", f"{item.path}: I/O error{where}: {exc.strerror or exc}"
+    plugin = plugin or owner
     hook = getattr(exc, "eyescan_hook", None)
     what = f"{type(exc).__name__}: {exc}"
     if not plugin:
