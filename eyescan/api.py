@@ -22,6 +22,7 @@ from eyescan.datasets import (
     Sample,
     find_reader,
     read_box_csv,
+    read_csv_rows,
     read_voc_xml,
 )
 from eyescan.errors import DataError, EyescanError, ImageReadError, UnknownNameError, WeightsError
@@ -57,6 +58,7 @@ __all__ = [
     "BoxAnnotation",
     "read_voc_xml",
     "read_box_csv",
+    "read_csv_rows",
     "DataError",
     "ImageReadError",
     "WeightsError",

@@ -370,6 +370,7 @@ def predict(
     if part is not None:  # stems were assigned on the full list: names match unsharded runs
         items = [items[i] for i in sharding.positions(len(items), part)]
     loaded = _load_backend(reg, task_obj, model, weights, backend, quantize, items)
+    _warn_synthetic(loaded)
     records = []
     started = time.perf_counter()
     with Progress(
@@ -411,6 +412,18 @@ def predict(
     if failed:
         err.print(f"[yellow]{failed} of {len(records)} inputs failed[/]")
         raise typer.Exit(ExitCode.FAILED)
+
+
+def _warn_synthetic(loaded: Any) -> None:
+    """Say so on stderr when the weights' card marks them as trained on synthetic images."""
+    if loaded.card.get("synthetic_only"):
+        err.print(
+            f"[yellow]note:[/] {loaded.task}/{loaded.name} weights ({loaded.weights}) were "
+            "trained on synthetic images only: their results on real photographs mean nothing; "
+            "train on your own data (see the plugin's README)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _shard_option(text: str | None) -> Any:

@@ -39,6 +39,22 @@ class Reader(Protocol):
         """Samples of ``split`` (``train`` or ``test``)."""
 
 
+def read_csv_rows(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """A CSV manifest's rows as dicts; a one-line :class:`DataError` naming the file when
+    it cannot be read, is empty or lacks a ``required`` column."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read manifest ({exc})") from None
+    missing = [c for c in required if not rows or c not in rows[0]]
+    if missing:
+        names = " and ".join(repr(c) for c in missing)
+        raise DataError(f"{path}: manifest needs {names} column{'s' if len(missing) > 1 else ''}")
+    return rows
+
+
 class ManifestReader:
     """CSV manifest: ``image`` column, mask columns, optional ``fov``, ``label`` and ``split``.
 
@@ -56,13 +72,7 @@ class ManifestReader:
 
     def read(self, path: Path, split: str) -> list[Sample]:
         path = Path(path)
-        try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"{path}: cannot read manifest ({exc})") from None
-        if not rows or "image" not in rows[0]:
-            raise DataError(f"{path}: manifest needs an 'image' column")
+        rows = read_csv_rows(path, ("image",))
         missing = [c for c in self.mask_columns.values() if c not in rows[0]]
         if missing:
             raise DataError(f"{path}: manifest lacks column(s) {', '.join(missing)}")

@@ -215,6 +215,11 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+#: zlib level of written PNGs: level 1 writes about 4× faster than Pillow's default 6 for
+#: files about 15 % larger (measured on 288² fundus overlays); writing is on predict's path.
+PNG_COMPRESS_LEVEL = 1
+
+
 def save_png(path: Path, array: np.ndarray) -> Path:
     """Save a ``uint8``/``uint16``/bool array (H×W or H×W×3) as PNG, atomically."""
     from PIL import Image
@@ -229,7 +234,7 @@ def save_png(path: Path, array: np.ndarray) -> Path:
     else:
         image = Image.fromarray(np.ascontiguousarray(array.astype(np.uint8)))
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return path
 
 

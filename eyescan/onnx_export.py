@@ -106,9 +106,16 @@ def _names(prefix: str, count: int) -> list[str]:
 def export_bytes(
     registry: Any, task: Any, loaded: LoadedModel, size: int = 64, opset: int = OPSET
 ) -> tuple[bytes, dict[str, Any]]:
-    """Export ``loaded`` to ONNX in memory; returns the model bytes and its card."""
+    """Export ``loaded`` to ONNX in memory; returns the model bytes and its card.
+
+    A module may refuse with a reason in its ``onnx_unsupported`` attribute.
+    """
     import onnx
     import torch
+
+    reason = getattr(loaded.module, "onnx_unsupported", None)
+    if reason:
+        raise NotExportableError(f"{task.name}/{loaded.name}: not exported to ONNX: {reason}")
 
     module = loaded.module.eval()
     _, (args, *_) = predict_recorded(registry, task, loaded, [task.example_input(size)])
@@ -200,6 +207,33 @@ def _doubled(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(torch.cat([a, a.flip(-1)]) for a in args)
 
 
+def canonical_detections(outputs: Any) -> Any:
+    """Detector outputs (lists of dicts with ``boxes``) with each image's detections in a
+    fixed order: by label, then box corners (to 0.01 px).
+
+    Detections with tied scores may come out of torch and onnxruntime in either
+    order; parity is about which detections there are, not their order.
+    """
+    if not (isinstance(outputs, list) and all(isinstance(o, dict) for o in outputs)):
+        return outputs
+    canonical = []
+    for found in outputs:
+        boxes = found.get("boxes")
+        if boxes is None or boxes.ndim != 2 or not len(boxes):
+            canonical.append(found)
+            continue
+        keys = (boxes * 100).round().tolist()
+        labels = found["labels"].tolist() if "labels" in found else [0] * len(keys)
+        order = sorted(range(len(keys)), key=lambda i: (labels[i], *keys[i]))
+        canonical.append(
+            {
+                k: v[order] if getattr(v, "shape", ())[:1] == (len(keys),) else v
+                for k, v in found.items()
+            }
+        )
+    return canonical
+
+
 def compare(
     registry: Any, task: Any, reference: LoadedModel, candidate: LoadedModel, items: list[Any]
 ) -> dict[str, Any]:
@@ -218,8 +252,8 @@ def compare(
     for args in calls:
         batch = _doubled(args)
         with torch.no_grad():
-            _, want = onnx_backend.flatten(reference.module(*batch))
-            _, got = onnx_backend.flatten(candidate.module(*batch))
+            _, want = onnx_backend.flatten(canonical_detections(reference.module(*batch)))
+            _, got = onnx_backend.flatten(canonical_detections(candidate.module(*batch)))
         for w, g in zip(want, got):
             if w.shape != g.shape:
                 diff = math.inf

@@ -44,8 +44,9 @@ def test_fit_is_reproducible(tmp_path):
         torch.manual_seed(123)
         model = torch.nn.Linear(3, 1)
         config = TrainConfig(epochs=3, optimizer="sgd", lr=0.01, seed=7)
-        results.append(fit(model, batches, val, [mse], config, tmp_path / run,
-                           {"model": "lin"}).best_val_loss)
+        results.append(
+            fit(model, batches, val, [mse], config, tmp_path / run, {"model": "lin"}).best_val_loss
+        )
     assert results[0] == results[1]
 
 
@@ -54,8 +55,9 @@ def test_resume_continues_from_checkpoint(tmp_path):
     config = TrainConfig(epochs=2, optimizer="adam", lr=0.05)
     fit(torch.nn.Linear(3, 1), batches, val, [mse], config, tmp_path, {"model": "lin"})
     config.epochs = 4
-    result = fit(torch.nn.Linear(3, 1), batches, val, [mse], config, tmp_path, {"model": "lin"},
-                 resume=True)
+    result = fit(
+        torch.nn.Linear(3, 1), batches, val, [mse], config, tmp_path, {"model": "lin"}, resume=True
+    )
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     epochs = [json.loads(x)["epoch"] for x in lines]
     assert epochs == [1, 2, 3, 4] and result.epochs_run == 4
@@ -72,15 +74,29 @@ def test_nan_loss_stops_with_clear_message(tmp_path):
     batches, val, _ = _problem()
     nan = WeightedLoss("nan", lambda out, b: out.sum() * float("nan"))
     with pytest.raises(TrainingError, match="loss became nan"):
-        fit(torch.nn.Linear(3, 1), batches, val, [nan], TrainConfig(epochs=1), tmp_path,
-            {"model": "lin"})
+        fit(
+            torch.nn.Linear(3, 1),
+            batches,
+            val,
+            [nan],
+            TrainConfig(epochs=1),
+            tmp_path,
+            {"model": "lin"},
+        )
 
 
 def test_weighted_losses_are_summed(tmp_path):
     batches, val, mse = _problem()
     double = WeightedLoss("mse2", mse.fn, weight=2.0)
     model = torch.nn.Linear(3, 1)
-    result = fit(model, batches, val, [mse, double], TrainConfig(epochs=1, lr=0.0), tmp_path,
-                 {"model": "lin"})
+    result = fit(
+        model,
+        batches,
+        val,
+        [mse, double],
+        TrainConfig(epochs=1, lr=0.0),
+        tmp_path,
+        {"model": "lin"},
+    )
     record = result.history[0]
     assert record["train_loss"] == pytest.approx(3 * record["train_mse"])

@@ -168,3 +168,14 @@ def test_malicious_training_checkpoint_is_refused(tmp_path):
     assert "refused to load the checkpoint" in result.stderr
     assert "Traceback" not in result.output
     assert not marker.exists()
+
+
+def test_synthetic_only_weights_are_flagged_on_stderr(tmp_path, vessels_weights):
+    plain = _predict(tmp_path / "a", vessels_weights)
+    assert plain.exit_code == 0 and "synthetic images only" not in plain.stderr
+    flagged = _copy(vessels_weights, tmp_path / "flagged")
+    _edit_card(flagged, synthetic_only=True)
+    result = _predict(tmp_path / "b", flagged, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "trained on synthetic images only" in " ".join(result.stderr.split())
+    assert "synthetic images" not in result.stdout  # machine output stays clean

@@ -19,14 +19,32 @@ def register_tasks(register):
     register(VesselsTask())
 
 
+#: The SCCU-Net ablation ladder (spec vessels.md): name → (factory in models.py, description).
+#: All have ``unet``'s width 8 and depth 4, so the comparison is fair.
+MODELS = {
+    "unet": ("unet", "slim U-Net (width 8, depth 4), CPU-friendly"),
+    "unet-scc": ("unet_scc", "unet with self-calibrated convolutions (SCConv) in every block"),
+    "unet-sam": ("unet_sam", "unet with CBAM spatial attention at the bottleneck"),
+    "unet-isam": ("unet_isam", "unet with improved spatial attention (map from pre-conv features)"),
+    "sccunet": ("sccunet", "SCCU-Net: self-calibrated convolutions + improved spatial attention"),
+}
+
+
+def _lazy_factory(function: str):
+    """A factory that imports torch and ``models.py`` only when called."""
+
+    def factory(**options):
+        from eyescan_vessels import models
+
+        return getattr(models, function)(**options)
+
+    return factory
+
+
 @hookimpl
 def register_models(register):
-    def unet(**options):
-        from eyescan_vessels.models import unet
-
-        return unet(**options)
-
-    register("vessels", "unet", unet, description="slim U-Net (width 8, depth 4), CPU-friendly")
+    for name, (function, description) in MODELS.items():
+        register("vessels", name, _lazy_factory(function), description=description)
 
 
 @hookimpl

@@ -1,0 +1,84 @@
+"""Grading and detection metrics against reference implementations and hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from eyescan_drgrade.scoring import detection_metrics, grade_metrics
+
+
+def kappa_by_formula(truth, predicted, k=5):
+    """Quadratic weighted kappa from its definition: 1 - sum(W*O) / sum(W*E)."""
+    observed = np.zeros((k, k))
+    np.add.at(observed, (truth, predicted), 1)
+    expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
+    i, j = np.indices((k, k))
+    w = (i - j) ** 2 / (k - 1) ** 2
+    return 1 - (w * observed).sum() / (w * expected).sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kappa_matches_sklearn_and_the_formula(seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 5, 200)
+    predicted = np.clip(truth + rng.integers(-1, 2, 200) * (rng.random(200) < 0.4), 0, 4)
+    got = grade_metrics(truth, predicted)["kappa"]
+    assert got == pytest.approx(cohen_kappa_score(truth, predicted, weights="quadratic"))
+    assert got == pytest.approx(kappa_by_formula(truth, predicted))
+
+
+def test_grade_metrics_hand_case():
+    truth = [0, 0, 1, 2, 3, 4, 2, 0]
+    predicted = [0, 1, 1, 2, 2, 4, 1, 0]
+    score = [0.1, 0.3, 0.2, 0.9, 0.8, 0.95, 0.4, 0.05]
+    m = grade_metrics(truth, predicted, score)
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    # referable = grade >= 2: truths 2,3,4,2 ; predicted referable 2,2,4 -> one missed (the 2 -> 1)
+    assert m["referable_sensitivity"] == pytest.approx(3 / 4)
+    assert m["referable_specificity"] == pytest.approx(1.0)
+    assert m["referable_auc"] == pytest.approx(1.0)  # every referable scores above every other
+    matrix = np.array(m["confusion_matrix"])
+    assert matrix.shape == (5, 5) and matrix.sum() == 8
+    assert matrix[0, 1] == 1 and matrix[2, 1] == 1 and matrix[3, 2] == 1
+
+
+def test_detection_map_hand_computed_voc_case():
+    truths = [
+        {
+            "boxes": [[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 70, 70]],
+            "labels": ["microaneurysm", "microaneurysm", "haemorrhage"],
+        },
+        {"boxes": [[5, 5, 15, 15]], "labels": ["microaneurysm"]},
+    ]
+    predictions = [
+        {
+            "boxes": [[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [50, 50, 70, 68]],
+            "labels": ["microaneurysm", "microaneurysm", "microaneurysm", "haemorrhage"],
+            "scores": [0.9, 0.8, 0.6, 0.95],
+        },
+        {"boxes": [[40, 40, 50, 50]], "labels": ["microaneurysm"], "scores": [0.7]},
+    ]
+    m = detection_metrics(predictions, truths, score_threshold=0.65)
+    # MA, by score: TP, FP (duplicate), FP, TP of 3 truths -> precision 1, .5, .33, .5 at
+    # recall 1/3, 1/3, 1/3, 2/3; VOC all-point AP = 1/3 * 1 + 1/3 * 0.5 = 0.5.
+    assert m["ap_microaneurysm"] == pytest.approx(0.5)
+    assert m["ap_haemorrhage"] == pytest.approx(1.0)  # IoU 360/400 = 0.9
+    assert math.isnan(m["ap_hard_exudate"])  # no truths: left out of the mean
+    assert m["map"] == pytest.approx(0.75)
+    # at score >= 0.65: MA keeps 0.9 (TP), 0.8 (FP), 0.7 (FP)
+    assert m["precision_microaneurysm"] == pytest.approx(1 / 3)
+    assert m["recall_microaneurysm"] == pytest.approx(1 / 3)
+    assert m["precision_haemorrhage"] == pytest.approx(1.0)
+    assert m["recall_haemorrhage"] == pytest.approx(1.0)
+    assert m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 4)
+
+
+def test_detection_iou_below_half_is_a_miss():
+    truths = [{"boxes": [[0, 0, 10, 10]], "labels": ["hard_exudate"]}]
+    shifted = [{"boxes": [[5, 0, 15, 10]], "labels": ["hard_exudate"], "scores": [0.99]}]
+    m = detection_metrics(shifted, truths, 0.5)  # IoU 50/150 = 1/3
+    assert m["ap_hard_exudate"] == 0.0 and m["recall_hard_exudate"] == 0.0

@@ -1,0 +1,145 @@
+"""The redlesion task: prediction of MA/HE maps, counts, areas and a two-colour overlay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eyescan.api import Prediction, Task, fundus, imageio, overlays
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+LESIONS = ("ma", "he")
+DEFAULT_THRESHOLDS = {"ma": 0.5, "he": 0.5}
+#: Overlay colours: microaneurysms green (ringed, they are tiny), haemorrhages blue.
+COLOURS = {"ma": (0, 255, 0), "he": (0, 120, 255)}
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+#: Images larger than this (either side, at model scale) are predicted in tiles.
+TILE = 2048
+#: At most this many microaneurysm rings are drawn on an overlay.
+MAX_RINGS = 500
+
+
+class RedLesionTask(Task):
+    name = "redlesion"
+    kind = "segment"
+    description = "Red-lesion (microaneurysm, haemorrhage) segmentation of fundus photographs"
+    default_model = "redseg"
+    weights_dir = WEIGHTS_DIR
+
+    def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
+        return {"original": image, "fov": fundus.fov_mask(image)}
+
+    def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
+        from eyescan_redlesion.lesions import summarise
+
+        card = getattr(model, "card", {}) or {}
+        input_width = (card.get("input") or {}).get("width")
+        thresholds = {**DEFAULT_THRESHOLDS, **(card.get("thresholds") or {})}
+        results = []
+        for item in batch:
+            probs = lesion_probabilities(model.module, item["original"], input_width)
+            fov = item["fov"]
+            arrays: dict[str, Any] = {"fov": fov}
+            stats = {}
+            for name in LESIONS:
+                mask = (probs[name] >= thresholds[name]) & fov
+                stats[name] = summarise(mask, probs[name], fov)
+                arrays[name] = probs[name]
+                arrays[f"{name}_mask"] = mask
+            # counts first, then areas: the CLI's table shows the first few values
+            values: dict[str, Any] = {
+                f"{name}_{key}": stats[name][key]
+                for key in ("count", "area_px", "area_fraction", "max_probability")
+                for name in LESIONS
+            }
+            values.update(
+                {
+                    "thresholds": thresholds,
+                    "height": int(fov.shape[0]),
+                    "width": int(fov.shape[1]),
+                    "fov_pixels": int(fov.sum()),
+                    "model_input_width": input_width or int(fov.shape[1]),
+                }
+            )
+            results.append(Prediction(values, arrays, item["original"]))
+        return results
+
+    def report(self, prediction: Prediction, out_dir: Path, stem: str) -> dict[str, str]:
+        files = {
+            "ma_probability": f"{stem}_ma.png",
+            "he_probability": f"{stem}_he.png",
+            "overlay": f"{stem}_overlay.png",
+        }
+        arrays = prediction.arrays
+        for name in LESIONS:
+            imageio.save_png(
+                out_dir / files[f"{name}_probability"], imageio.probability_to_uint8(arrays[name])
+            )
+        imageio.save_png(
+            out_dir / files["overlay"],
+            lesion_overlay(prediction.image, arrays["ma_mask"], arrays["he_mask"]),
+        )
+        return files
+
+    def train(self, data: Path, options: dict[str, Any]) -> dict[str, Any]:
+        from eyescan_redlesion.training import train
+
+        return train(self, data, options)
+
+    def evaluate(self, model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
+        from eyescan_redlesion.training import evaluate
+
+        return evaluate(model, data, options)
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB → float32 with ImageNet's mean and std (VGG16's input convention)."""
+    return (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def lesion_probabilities(
+    module: Any, image: np.ndarray, input_width: int | None = None
+) -> dict[str, np.ndarray]:
+    """MA and HE probability maps (float32, the image's size) of a uint8 RGB image.
+
+    The image is resized to the model's input width (from its card; aspect kept),
+    padded to a multiple of 16, and the maps are resized back.
+    """
+    import torch
+
+    from eyescan.api import segmentation
+    from eyescan_redlesion.data import input_size
+
+    h, w = image.shape[:2]
+    size = input_size(h, w, input_width)
+    scaled = image if size == (h, w) else fundus.resize(image, size)
+    device = next(module.parameters()).device
+    x = segmentation.to_tensor(normalise(scaled)).to(device)
+    logits = segmentation.predict_logits(module, x, getattr(module, "stride", 16), tile=TILE)
+    probs = torch.sigmoid(logits)[0].float().cpu().numpy()
+    if size != (h, w):
+        probs = np.clip(fundus.resize(probs.transpose(1, 2, 0), (h, w)), 0, 1).transpose(2, 0, 1)
+    return {name: np.ascontiguousarray(probs[i], np.float32) for i, name in enumerate(LESIONS)}
+
+
+def lesion_overlay(image: np.ndarray, ma: np.ndarray, he: np.ndarray) -> np.ndarray:
+    """Haemorrhages and microaneurysms in two colours; each MA also gets a ring."""
+    from skimage.draw import circle_perimeter
+
+    from eyescan_redlesion.lesions import components
+
+    out = overlays.overlay_mask(image, he, COLOURS["he"], 0.6)
+    out = overlays.overlay_mask(out, ma, COLOURS["ma"], 0.8)
+    labels, count = components(ma)
+    if count:
+        from scipy import ndimage
+
+        radius = max(4, min(image.shape[:2]) // 100)
+        centres = ndimage.center_of_mass(ma, labels, range(1, min(count, MAX_RINGS) + 1))
+        for cy, cx in centres:
+            rr, cc = circle_perimeter(int(round(cy)), int(round(cx)), radius, shape=image.shape[:2])
+            out[rr, cc] = COLOURS["ma"]
+    return out

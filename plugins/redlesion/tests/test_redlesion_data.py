@@ -1,0 +1,137 @@
+"""IDRiD layout and manifest readers, mask decoding, resizing, lesion counting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eyescan.api import DataError
+from eyescan_redlesion.data import (
+    IdridReader,
+    input_size,
+    load_sample,
+    manifest_reader,
+    read_lesion_mask,
+)
+from eyescan_redlesion.lesions import (
+    best_f1_threshold,
+    break_even,
+    detection_counts,
+    detection_rates,
+    summarise,
+)
+
+SEG = "A. Segmentation"
+
+
+def _red_tif(path, mask):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    red = np.zeros((*mask.shape, 3), np.uint8)
+    red[mask, 0] = 255  # IDRiD's masks: red on black (grey level 76)
+    Image.fromarray(red).save(path)
+
+
+def write_idrid(root, shape=(24, 36)):
+    """Two training images (the second without haemorrhages) and one test image."""
+    rng = np.random.default_rng(0)
+    for split, numbers in (("a. Training Set", (1, 2)), ("b. Testing Set", (3,))):
+        for n in numbers:
+            stem = f"IDRiD_{n:02d}"
+            images = root / SEG / "1. Original Images" / split
+            images.mkdir(parents=True, exist_ok=True)
+            image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+            Image.fromarray(image).save(images / f"{stem}.jpg")
+            truth = root / SEG / "2. All Segmentation Groundtruths" / split
+            ma = np.zeros(shape, bool)
+            ma[2:4, 2:4] = True
+            _red_tif(truth / "1. Microaneurysms" / f"{stem}_MA.tif", ma)
+            he_dir = truth / "2. Haemorrhages"
+            he_dir.mkdir(parents=True, exist_ok=True)
+            if n != 2:
+                he = np.zeros(shape, bool)
+                he[10:20, 10:20] = True
+                _red_tif(he_dir / f"{stem}_HE.tif", he)
+    return root
+
+
+def test_idrid_reader_as_distributed(tmp_path):
+    root = write_idrid(tmp_path / "IDRiD")
+    reader = IdridReader()
+    assert reader.detect(root) and reader.detect(root / SEG)
+    assert not reader.detect(tmp_path)
+    train = reader.read(root, "train")
+    assert [s.id for s in train] == ["IDRiD_01", "IDRiD_02"]
+    assert set(train[0].masks) == {"ma", "he"} and set(train[1].masks) == {"ma"}
+    assert [s.id for s in reader.read(root / SEG, "test")] == ["IDRiD_03"]
+    sample = load_sample(train[0])
+    assert sample.ma.sum() == 4 and sample.he.sum() == 100
+    assert load_sample(train[1]).he.sum() == 0  # no HE file: no haemorrhage
+
+
+def test_idrid_reader_errors(tmp_path):
+    root = write_idrid(tmp_path / "IDRiD")
+    with pytest.raises(DataError, match="no 'valid' set"):
+        IdridReader().read(root, "valid")
+    with pytest.raises(DataError, match="no IDRiD"):
+        IdridReader().read(tmp_path / "elsewhere", "train")
+
+
+def test_lesion_masks_red_grey_and_zero_one(tmp_path):
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 2:5] = True
+    _red_tif(tmp_path / "red.tif", mask)
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "grey.png")
+    Image.fromarray(mask.astype(np.uint8)).save(tmp_path / "one.png")
+    for name in ("red.tif", "grey.png", "one.png"):
+        assert np.array_equal(read_lesion_mask(tmp_path / name), mask), name
+
+
+def test_manifest_reader_and_resizing(tmp_path):
+    image = np.full((40, 60, 3), 120, np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 20:40] = True
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "a_ma.png")
+    (tmp_path / "data.csv").write_text("image,ma,he\na.png,a_ma.png,\n")
+    samples = manifest_reader().read(tmp_path / "data.csv", "train")
+    assert samples[0].masks == {"ma": tmp_path / "a_ma.png"}
+    small = load_sample(samples[0], input_width=30)
+    assert small.image.shape == (20, 30, 3) and small.scale == 0.5
+    assert small.ma.sum() == 50 and small.he.sum() == 0
+    assert input_size(712, 1072, None) == (712, 1072)
+    assert input_size(2848, 4288, 1072) == (712, 1072)
+
+
+def test_mask_size_mismatch_is_a_clear_error(tmp_path):
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "m.png")
+    (tmp_path / "data.csv").write_text("image,ma,he\na.png,m.png,\n")
+    sample = manifest_reader().read(tmp_path / "data.csv", "test")[0]
+    with pytest.raises(DataError, match="m.png: mask size"):
+        load_sample(sample)
+
+
+def test_lesion_level_detection_by_connected_components():
+    truth = np.zeros((10, 10), bool)
+    truth[1, 1] = truth[5:7, 5:7] = truth[9, 0] = True  # three lesions
+    pred = np.zeros_like(truth)
+    pred[1, 2] = True  # touches nothing (4-neighbour of lesion 1 but not overlapping)
+    pred[6, 6:9] = True  # overlaps lesion 2
+    pred[0, 8] = True  # a false component
+    counts = detection_counts(truth, pred)
+    assert counts == {"truths": 3, "detected": 1, "predicted": 3, "true_predicted": 1}
+    rates = detection_rates(counts)
+    assert rates["lesion_recall"] == pytest.approx(1 / 3)
+    assert rates["lesion_precision"] == pytest.approx(1 / 3)
+    stats = summarise(truth, truth.astype(np.float32), np.ones_like(truth))
+    assert stats == {"count": 3, "area_px": 6, "area_fraction": 0.06, "max_probability": 1.0}
+
+
+def test_break_even_and_threshold_choice():
+    truth = np.array([1, 1, 0, 0, 1, 0], bool)
+    score = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1])
+    even = break_even(truth, score)
+    assert even["precision"] == pytest.approx(2 / 3) and even["recall"] == pytest.approx(2 / 3)
+    assert best_f1_threshold(truth, score) == pytest.approx(0.6)
+    assert best_f1_threshold(np.zeros(3, bool), np.ones(3), 0.5) == 0.5

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The benchmark suite (not part of the tests): every model's forward pass on both backends,
+# end-to-end folder prediction per task, then the performance goals, each as a ratio.
+#
+#   bash scripts/benchmark.sh [OUT [PYTEST ARGS...]]   (default OUT: runs/benchmarks)
+#
+# Writes OUT/suite.json (pytest-benchmark), OUT/table.md and OUT/goals.json; the tables in
+# docs/performance.md are these files. Run it on an otherwise idle machine: the numbers
+# are only as quiet as the machine (the load average is recorded in goals.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-env.sh
+. .venv/bin/activate
+out="${1:-runs/benchmarks}"
+shift || true
+mkdir -p "$out"
+python -m pytest benchmarks -q -p no:cacheprovider --benchmark-enable \
+    --benchmark-json "$out/suite.json" -o addopts="-ra" "$@"
+python benchmarks/table.py "$out/suite.json" | tee "$out/table.md"
+python benchmarks/goals.py --out "$out/goals" --json > "$out/goals.json"
+python -m json.tool "$out/goals.json"
