@@ -30,8 +30,8 @@ vessels_weights = tiny_vessels.vessels_weights  # the session fixture
 #: Export and parity cost about six predicts plus serialising the weights: models
 #: slower or bigger than this take more than a few seconds and are skipped
 #: (EYESCAN_EXPORT_ALL=1 runs them all).
-MAX_PREDICT_SECONDS = 0.5
-MAX_PARAMETERS = 12_000_000
+MAX_PREDICT_SECONDS = 5.0
+MAX_PARAMETERS = 40_000_000
 SIZE = 64
 
 

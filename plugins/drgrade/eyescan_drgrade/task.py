@@ -209,10 +209,11 @@ def predict_items(
             values["grade_lesions"] = by_lesions
             values["lesion_counts"] = summary["counts"]
             values["lesion_areas_px"] = summary["areas"]
-            values["lesions"] = [
+            lesions = [
                 {"label": n, "score": round(float(s), 3), "box": [round(float(v), 1) for v in b]}
                 for n, s, b in zip(names, found["scores"][keep], boxes[keep])
-            ]
+            ]  # by falling score; ties by position, so the order is the same on any backend
+            values["lesions"] = sorted(lesions, key=lambda x: (-x["score"], x["box"], x["label"]))
         if graded is not None and detected is not None:
             values["combine"] = settings["combine"]
         final = combine_grades(by_classifier, by_lesions, settings["combine"])
