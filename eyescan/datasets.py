@@ -39,15 +39,20 @@ class Reader(Protocol):
         """Samples of ``split`` (``train`` or ``test``)."""
 
 
+def _csv_dicts(path: Path, what: str) -> list[dict[str, str]]:
+    """Rows of a CSV file as dicts; a one-line :class:`DataError` when it cannot be read."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc})") from None
+
+
 def read_csv_rows(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """A CSV manifest's rows as dicts; a one-line :class:`DataError` naming the file when
     it cannot be read, is empty or lacks a ``required`` column."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read manifest ({exc})") from None
+    rows = _csv_dicts(path, "manifest")
     missing = [c for c in required if not rows or c not in rows[0]]
     if missing:
         names = " and ".join(repr(c) for c in missing)
@@ -203,11 +208,7 @@ def read_voc_xml(path: Path) -> BoxAnnotation:
 def read_box_csv(path: Path) -> dict[str, BoxAnnotation]:
     """Boxes from a CSV with columns ``image,label,xmin,ymin,xmax,ymax`` (one box a row)."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read box CSV ({exc})") from None
+    rows = _csv_dicts(path, "box CSV")
     needed = {"image", "label", "xmin", "ymin", "xmax", "ymax"}
     if rows and not needed <= set(rows[0]):
         raise DataError(f"{path}: box CSV needs columns {', '.join(sorted(needed))}")

@@ -21,17 +21,23 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def first_conv(in_channels: int, out_channels: int, dropout: float = 0.0) -> list[nn.Module]:
+    """A block's first 3×3 conv, batch norm and ReLU (then dropout when asked)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+    if dropout:
+        layers.append(nn.Dropout2d(dropout))
+    return layers
+
+
 class ConvBlock(nn.Sequential):
     """Two 3×3 convolutions, each followed by batch norm and ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        ]
-        if dropout:
-            layers.append(nn.Dropout2d(dropout))
+        layers = first_conv(in_channels, out_channels, dropout)
         layers += [
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
@@ -87,13 +93,7 @@ class SCCBlock(nn.Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        ]
-        if dropout:
-            layers.append(nn.Dropout2d(dropout))
+        layers = first_conv(in_channels, out_channels, dropout)
         layers += [SCConv(out_channels), nn.ReLU(inplace=True)]
         super().__init__(*layers)
 
