@@ -343,6 +343,10 @@ def predict(
         bool,
         typer.Option(help="Explanation maps (Grad-CAM) from tasks that offer them."),
     ] = False,
+    morphometry: Annotated[
+        bool,
+        typer.Option(help="Shape measurements from tasks that offer them (vessels: length)."),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Analyse images: one record per image, output files under --out."""
@@ -355,6 +359,8 @@ def predict(
     task_obj = reg.task(task)
     if explain:  # tasks read getattr(self, "explain", False) (docs/reports.md)
         task_obj.explain = True
+    if morphometry:  # likewise getattr(self, "morphometry", False)
+        task_obj.morphometry = True
     missing = [str(p) for p in inputs if not os.path.lexists(p)]
     if missing:
         err.print(f"[red]error:[/] input not found: {', '.join(missing)}", highlight=False)

@@ -110,6 +110,10 @@ def _error_record(
     return record
 
 
+#: Task attributes set by predict's flags that add outputs to a record.
+OPTIONAL_OUTPUTS = ("explain", "morphometry")
+
+
 def record_path(out_dir: Path, stem: str) -> Path:
     return out_dir / f"{stem}.json"
 
@@ -160,6 +164,11 @@ def run(
         "model": model.name,
         "weights_sha256": model.sha256,
     }
+    # optional outputs asked for (predict --explain/--morphometry): part of what a resumed
+    # record must match, so a rerun that asks for more does not reuse records without it
+    requested = [flag for flag in OPTIONAL_OUTPUTS if getattr(task, flag, False)]
+    if requested:
+        base["requested"] = requested
     prefetch = max(2, 2 * batch_size * max(1, workers))
     owner = next(
         (p.name for p in getattr(registry, "plugins", {}).values() if task.name in p.tasks), ""

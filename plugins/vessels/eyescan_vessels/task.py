@@ -42,11 +42,13 @@ class VesselsTask(Task):
                 "width": int(prob.shape[1]),
                 "threshold": THRESHOLD,
             }
-            results.append(
-                Prediction(
-                    values, {"probability": prob, "mask": vessels, "fov": fov}, item["original"]
-                )
-            )
+            arrays = {"probability": prob, "mask": vessels, "fov": fov}
+            if getattr(self, "morphometry", False):  # predict --morphometry
+                from eyescan_vessels.morphometry import measure
+
+                extra, arrays["skeleton"] = measure(vessels, fov)
+                values.update(extra)
+            results.append(Prediction(values, arrays, item["original"]))
         return results
 
     def report(self, prediction: Prediction, out_dir: Path, stem: str) -> dict[str, str]:
@@ -64,6 +66,9 @@ class VesselsTask(Task):
             out_dir / files["overlay"],
             overlays.overlay_mask(prediction.image, arrays["mask"], (0, 255, 0), 0.6),
         )
+        if "skeleton" in arrays:
+            files["skeleton"] = f"{stem}_skeleton.png"
+            imageio.save_png(out_dir / files["skeleton"], arrays["skeleton"])
         return files
 
     def train(self, data: Path, options: dict[str, Any]) -> dict[str, Any]:
