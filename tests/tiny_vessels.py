@@ -45,7 +45,7 @@ def drive_data(root: Path) -> Path:
 
 
 def train_tiny(root: Path) -> Path:
-    """Train (once per process) and return the ``unet.safetensors`` path."""
+    """Train (once per process) and return the default model's weights path."""
     if "weights" not in _trained:
         data = drive_data(root / "drive")
         recipe = write_recipe(root / "recipe.json")

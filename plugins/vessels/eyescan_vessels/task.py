@@ -19,7 +19,7 @@ class VesselsTask(Task):
     name = "vessels"
     kind = "segment"
     description = "Retinal vessel segmentation of colour fundus photographs"
-    default_model = "unet"
+    default_model = "unet-isam"
     weights_dir = WEIGHTS_DIR
 
     def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:

@@ -8,7 +8,9 @@
 # Environment overrides (for a smoke run on synthetic data): DATA (default
 # ../shared/data/DRIVE), RECIPE (default recipes/ablation-drive-cpu.json), EPOCHS (default:
 # the recipe's), MODELS (default: all five), BENCH_ARGS (default: --size 576, i.e. about
-# DRIVE's 584×565 pixels; the benchmark's input is square).
+# DRIVE's 584×565 pixels; the benchmark's input is square), SHIPPED (models whose shipped
+# weights, trained with the same recipe, are evaluated instead of training them again;
+# e.g. SHIPPED=unet).
 # Each training takes about 40 minutes on the 2-core CPU; reruns resume unfinished runs
 # and skip finished steps (delete OUT/MODEL to redo one). Run from anywhere.
 set -euo pipefail
@@ -19,12 +21,18 @@ DATA=${DATA:-../shared/data/DRIVE}
 RECIPE=${RECIPE:-plugins/vessels/eyescan_vessels/recipes/ablation-drive-cpu.json}
 MODELS=${MODELS:-unet unet-scc unet-sam unet-isam sccunet}
 BENCH_ARGS=${BENCH_ARGS:---size 576}
+SHIPPED=" ${SHIPPED:-} "
+WEIGHTS=plugins/vessels/eyescan_vessels/weights
 epochs=()
 [ -n "${EPOCHS:-}" ] && epochs=(--epochs "$EPOCHS")
 
 for m in $MODELS; do
     run="$OUT/$m"
     mkdir -p "$run"
+    if [[ "$SHIPPED" == *" $m "* && ! -s "$run/train.json" ]]; then
+        cp "$WEIGHTS/$m.safetensors" "$WEIGHTS/$m.json" "$run/"
+        echo "{\"weights\": \"$run/$m.safetensors\", \"shipped\": true}" > "$run/train.json"
+    fi
     if [ ! -s "$run/train.json" ]; then
         nice -n 10 eyescan train vessels "$DATA" --model "$m" --config "$RECIPE" \
             "${epochs[@]}" --out "$run" --resume --json > "$run/train.json.part"

@@ -16,6 +16,8 @@ from eyescan_vessels.data import DriveReader, manifest_reader
 
 DRIVE = Path(__file__).resolve().parents[4] / "shared" / "data" / "DRIVE"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+SHIPPED = Path(__file__).resolve().parents[1] / "eyescan_vessels" / "weights"
+README = Path(__file__).resolve().parents[1] / "README.md"
 TINY_RECIPE = {
     "epochs": 2,
     "batch_size": 4,
@@ -66,7 +68,7 @@ def test_manifest_reader(tmp_path):
 def test_train_writes_weights_card_and_metrics(tiny_run):
     _, weights = tiny_run
     card = json.loads(weights.with_suffix(".json").read_text())
-    assert card["task"] == "vessels" and card["model"] == "unet"
+    assert card["task"] == "vessels" and card["model"] == "unet-isam"  # the default
     assert card["model_options"] == {"width": 4, "depth": 2}
     assert len(card["sha256"]) == 64
     assert (weights.parent / "metrics.jsonl").exists()
@@ -123,8 +125,7 @@ def test_broken_image_is_reported_and_skipped(tiny_run, tmp_path):
 
 
 def test_shipped_weights_predict_the_bundled_examples(tmp_path):
-    weights = Path(__file__).resolve().parents[1] / "eyescan_vessels" / "weights"
-    if not (weights / "unet.safetensors").exists():
+    if not (SHIPPED / "unet.safetensors").exists():
         pytest.skip("no shipped weights yet")
     result = invoke_cli("predict", "vessels", EXAMPLES, "--out", tmp_path, "--json")
     assert result.exit_code == 0, result.output
@@ -133,13 +134,25 @@ def test_shipped_weights_predict_the_bundled_examples(tmp_path):
 
 
 @pytest.mark.skipif(not DRIVE.exists(), reason="DRIVE not found at ../shared/data/DRIVE")
-def test_shipped_weights_reach_the_bar_on_drive_test():
-    """The issue's bar, measured the README's way: AUC ≥ 0.97 and F1 ≥ 0.78 inside the FOV."""
-    result = invoke_cli("evaluate", "vessels", DRIVE, "--json")
+@pytest.mark.parametrize("model", sorted(p.stem for p in SHIPPED.glob("*.safetensors")))
+def test_shipped_weights_reproduce_their_card_and_readme_row(model):
+    """``evaluate --model M`` gives the card's DRIVE-test numbers, and the README quotes them.
+
+    Measured the README's way: the 20 test images, inside the FOV, pooled, threshold 0.5.
+    Every shipped model also clears the core issue's bar (AUC ≥ 0.97, F1 ≥ 0.78).
+    """
+    card = json.loads((SHIPPED / f"{model}.json").read_text())
+    result = invoke_cli("evaluate", "vessels", DRIVE, "--model", model, "--json")
     assert result.exit_code == 0, result.output
     summary = json_lines(result.stdout)[-1]
     assert summary["images"] == 20
     assert summary["auc_roc"] >= 0.97 and summary["f1"] >= 0.78, summary
+    keys = ["auc_roc", "f1", "accuracy", "sensitivity", "specificity"]
+    for key in keys:
+        assert summary[key] == pytest.approx(card["metrics"][key], abs=5e-5), key
+    quoted = " | ".join(f"{card['metrics'][key]:.4f}" for key in keys)
+    rows = [line for line in README.read_text().splitlines() if line.startswith(f"| `{model}`")]
+    assert any(quoted in line for line in rows), f"README has no `{model}` row with {quoted}"
 
 
 def test_fov_is_estimated_without_mask():
