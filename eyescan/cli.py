@@ -282,7 +282,7 @@ def models(task: TaskArg, json_out: JsonOpt = False) -> None:
     from eyescan.models import count_parameters
 
     reg = registry()
-    reg.task(task)
+    default = reg.task(task).default_model
     rows = []
     for entry in reg.models_for(task):
         module = entry.factory()
@@ -296,6 +296,7 @@ def models(task: TaskArg, json_out: JsonOpt = False) -> None:
                 "macs": int(macs()) if callable(macs) else None,
                 "description": entry.description,
                 "shipped_weights": bool(shipped),
+                "default": entry.name == default,
             }
         )
     if json_out:
@@ -306,7 +307,7 @@ def models(task: TaskArg, json_out: JsonOpt = False) -> None:
     table = Table("model", "parameters", *(["MACs"] * with_macs), "shipped weights", "description")
     for r in rows:
         table.add_row(
-            r["model"],
+            r["model"] + (" (default)" if r["default"] else ""),
             f"{r['parameters']:,}",
             *([f"{r['macs'] / 1e9:.2f} G" if r["macs"] is not None else "-"] * with_macs),
             "yes" if r["shipped_weights"] else "no",

@@ -270,3 +270,6 @@ def test_cli_lists_the_five_models_with_their_parameter_counts():
         assert rows[name]["description"]
     assert rows["unet"]["parameters"] == 491_873
     assert rows["sccunet"]["parameters"] == 492_707
+    assert [name for name, row in rows.items() if row["default"]] == ["unet-isam"]
+    shipped = {name for name, row in rows.items() if row["shipped_weights"]}
+    assert shipped == {"unet", "unet-isam", "sccunet"}
