@@ -80,7 +80,8 @@ def test_missing_card_is_refused(vessels_weights, tmp_path):
     path = _copy(vessels_weights, tmp_path / "w")
     weights.card_path(path).unlink()
     result = _predict(tmp_path, path)
-    assert result.exit_code == 1 and "model card unet.json is missing" in result.stderr
+    assert result.exit_code == 1
+    assert f"model card {path.stem}.json is missing" in result.stderr
 
 
 def test_wrong_task_is_refused(vessels_weights, tmp_path):
@@ -98,7 +99,7 @@ def test_wrong_model_name_is_refused(vessels_weights, tmp_path):
     assert result.exit_code == 2 and "unknown model 'resnet50'" in result.stderr
     asked = _predict(tmp_path, vessels_weights, "--model", "resnet50")
     assert asked.exit_code == 1
-    assert "weights are for model 'unet', not 'resnet50'" in asked.stderr
+    assert f"weights are for model '{vessels_weights.stem}', not 'resnet50'" in asked.stderr
 
 
 def test_wrong_architecture_is_refused(tmp_path):
