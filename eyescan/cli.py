@@ -33,6 +33,8 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # some inputs failed, or the whole command failed
     USAGE = 2
+    INTERRUPTED = 130  # Ctrl-C
+    BROKEN_PIPE = 141  # stdout's reader closed early (128 + SIGPIPE, as git and cat)
 
 
 app = typer.Typer(
@@ -108,7 +110,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(ExitCode.FAILED) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]; rerun with --resume to continue")
-            raise typer.Exit(130) from None
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except BrokenPipeError:  # stdout's reader left (``| head``): stop quietly
+            _silence_stdout()
+            raise typer.Exit(ExitCode.BROKEN_PIPE) from None
         except Exception as exc:
             if _debug(kwargs.get("debug", False)):
                 raise
@@ -121,6 +126,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(ExitCode.FAILED) from None
 
     return wrapper
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def registry():
