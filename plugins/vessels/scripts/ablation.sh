@@ -15,7 +15,7 @@
 # and skip finished steps (delete OUT/MODEL to redo one). Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-. .venv/bin/activate
+if [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi  # else: the current environment
 OUT=${1:-runs/ablation}
 DATA=${DATA:-../shared/data/DRIVE}
 RECIPE=${RECIPE:-plugins/vessels/eyescan_vessels/recipes/ablation-drive-cpu.json}
