@@ -132,6 +132,7 @@ def _silence_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)  # the dup on stdout's descriptor stays open
 
 
 def registry():
