@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from eyescan import plugins
+from eyescan.plugins import registry as plugins
 
 DRIVE_SIZE = (584, 565)
 
@@ -41,13 +41,13 @@ def native_size(task: Any) -> tuple[int, int]:
 
 def native_image(task: Any, seed: int = 0) -> Any:
     """A synthetic fundus photograph (uint8 H×W×3) at the task's native size."""
-    from eyescan.synthetic import make_fundus
+    from eyescan.data.synthetic import make_fundus
 
     return make_fundus(native_size(task), seed=seed).image
 
 
 def load(registry: Any, task: Any, model: str, backend: str) -> Any:
     """The model for ``backend``: shipped weights if any, else untrained."""
-    from eyescan import onnx_backend
+    from eyescan.deploy import onnx_backend
 
     return onnx_backend.load_for_backend(registry, task, model, None, backend, random_init=True)

@@ -12,7 +12,7 @@
    ``--big``-image folder against a ``--images``-image one (``--small-size`` px).
 4. ``eyescan --help`` wall time (median of 5 runs).
 
-Synthetic images only (``eyescan.synthetic``); the machine load is recorded
+Synthetic images only (``eyescan.data.synthetic``); the machine load is recorded
 before and after, since it changes every number here.
 """
 
@@ -54,7 +54,7 @@ def child_peak_rss(args: list[str]) -> tuple[str, float, float]:
 
 def write_images(folder: Path, count: int, size: int, distinct: int = 50) -> Path:
     """``count`` synthetic photographs; beyond ``distinct`` they are hard links."""
-    from eyescan.synthetic import write_folder
+    from eyescan.data.synthetic import write_folder
 
     folder.mkdir(parents=True, exist_ok=True)
     originals = write_folder(folder / "originals", n=min(count, distinct), size=size, seed=0)
@@ -128,9 +128,10 @@ def backend_ratios(size: int, iterations: int) -> list[dict[str, Any]]:
     """
     import torch
 
-    from eyescan import onnx_backend, plugins
-    from eyescan.benchmarking import time_forward
-    from eyescan.onnx_export import predict_recorded
+    from eyescan.deploy import onnx_backend
+    from eyescan.deploy.benchmarking import time_forward
+    from eyescan.deploy.onnx_export import predict_recorded
+    from eyescan.plugins import registry as plugins
 
     registry = plugins.get_registry()
     default_threads = torch.get_num_threads()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eyescan import plugins
-from eyescan.benchmarking import count_flops
+from eyescan.deploy.onnx_backend import torch_twin
+from eyescan.deploy.onnx_export import predict_recorded
 from eyescan.errors import EyescanError
-from eyescan.onnx_backend import torch_twin
-from eyescan.onnx_export import predict_recorded
+from eyescan.models.cost import count_flops
+from eyescan.plugins import registry as plugins
 
 from .conftest import load, native_image, registered_models
 
@@ -26,7 +26,7 @@ def test_forward(benchmark, task_name, model_name, backend):
     except EyescanError as exc:  # composite models, missing companion weights
         pytest.skip(str(exc))
     args = calls[0]
-    flops = count_flops(torch_twin(registry, loaded), args)
+    flops = count_flops(torch_twin(registry, loaded), *args)
     benchmark.extra_info.update(
         {
             "task": task_name,
@@ -46,6 +46,6 @@ def test_forward(benchmark, task_name, model_name, backend):
 
 
 def _tensors(args):
-    from eyescan.onnx_backend import flatten
+    from eyescan.deploy.onnx_backend import flatten
 
     return flatten(args)[1]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from eyescan import plugins, predicting
 from eyescan.errors import EyescanError
+from eyescan.inference import predicting
+from eyescan.plugins import registry as plugins
 
 from .conftest import load, native_size, task_names
 
@@ -15,7 +16,7 @@ IMAGES = 8
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """Synthetic photographs per native size (written once)."""
-    from eyescan.synthetic import write_folder
+    from eyescan.data.synthetic import write_folder
 
     made = {}
 

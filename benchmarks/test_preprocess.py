@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eyescan import plugins
-from eyescan.imageio import read_image
+from eyescan.imaging.imageio import read_image
+from eyescan.plugins import registry as plugins
 
 from .conftest import native_image, task_names
 
@@ -13,7 +13,7 @@ from .conftest import native_image, task_names
 def test_decode_png(benchmark, tmp_path):
     from PIL import Image
 
-    from eyescan.synthetic import make_fundus
+    from eyescan.data.synthetic import make_fundus
 
     path = tmp_path / "eye.png"
     Image.fromarray(make_fundus((584, 565), seed=0).image).save(path)

@@ -1,3 +1,3 @@
-from eyescan.cli import main
+from eyescan.cli.app import main
 
 main()

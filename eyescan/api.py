@@ -13,8 +13,8 @@ from typing import Any
 
 import pluggy
 
-from eyescan import HOOK_CONTRACT_VERSION, __version__, fundus, imageio, metrics, overlays
-from eyescan.datasets import (
+from eyescan import HOOK_CONTRACT_VERSION, __version__
+from eyescan.data.readers import (
     BoxAnnotation,
     ClassFolderReader,
     ManifestReader,
@@ -26,20 +26,23 @@ from eyescan.datasets import (
     read_voc_xml,
 )
 from eyescan.errors import DataError, EyescanError, ImageReadError, UnknownNameError, WeightsError
-from eyescan.plugins import get_registry
-from eyescan.task import Prediction, Task
+from eyescan.evaluation import metrics
+from eyescan.imaging import fundus, imageio, overlays
+from eyescan.plugins.registry import get_registry
+from eyescan.plugins.task import Prediction, Task
 
 hookimpl = pluggy.HookimplMarker("eyescan")
 
+#: Torch-dependent modules, loaded on first access: ``api.NAME`` -> module.
 _LAZY_MODULES = {
-    "training",
-    "segmentation",
-    "augment",
-    "weights",
-    "models",
-    "synthetic",
-    "explain",
-    "plots",  # evaluation figures; plots.binary_curves for result["curves"]
+    "training": "eyescan.engine.training",
+    "segmentation": "eyescan.inference.segmentation",
+    "augment": "eyescan.imaging.augment",
+    "weights": "eyescan.models.weights",
+    "models": "eyescan.models.loading",
+    "synthetic": "eyescan.data.synthetic",
+    "explain": "eyescan.inference.explain",
+    "plots": "eyescan.reports.plots",  # evaluation figures; plots.binary_curves for curves
 }
 
 __all__ = [
@@ -73,5 +76,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"eyescan.{name}")
+        return importlib.import_module(_LAZY_MODULES[name])
     raise AttributeError(f"module 'eyescan.api' has no attribute {name!r}")

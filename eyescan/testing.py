@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from eyescan import plugins
+from eyescan.plugins import registry as plugins
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -22,7 +22,7 @@ def invoke_cli(*args: Any):
     """Run ``eyescan ARGS`` in-process; returns click's Result (``stdout``, ``stderr``)."""
     from typer.testing import CliRunner
 
-    from eyescan.cli import app
+    from eyescan.cli.app import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
 

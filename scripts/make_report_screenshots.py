@@ -67,7 +67,7 @@ def main() -> None:
 
     data = args.drive
     if not (data / "test").is_dir():
-        from eyescan.synthetic import write_drive_layout
+        from eyescan.data.synthetic import write_drive_layout
 
         data = work / "synthetic-drive"
         write_drive_layout(data, n_train=1, n_test=4, size=256, seed=0)

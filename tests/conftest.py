@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from eyescan import plugins
+from eyescan.plugins import registry as plugins
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -29,7 +29,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def invoke(runner: CliRunner):
     """Run the CLI in-process; returns the click Result (stdout and stderr apart)."""
-    from eyescan.cli import app
+    from eyescan.cli.app import app
 
     def run(*args: str):
         return runner.invoke(app, [str(a) for a in args])

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyescan import imageio
 from eyescan.errors import ImageReadError
-from eyescan.records import validate_prediction
+from eyescan.imaging import imageio
+from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
 
 from . import tiny_vessels
@@ -36,7 +36,7 @@ UNREADABLE = "unreadable_image"
 
 
 def _fundus(size: int = 48, seed: int = 1) -> np.ndarray:
-    from eyescan.synthetic import make_fundus
+    from eyescan.data.synthetic import make_fundus
 
     return make_fundus(size, seed=seed).image
 

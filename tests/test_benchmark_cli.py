@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from eyescan import benchmarking
-from eyescan.records import BENCHMARK_SCHEMA
+from eyescan.deploy import benchmarking
+from eyescan.models.cost import count_flops
+from eyescan.reports.records import BENCHMARK_SCHEMA
 from eyescan.testing import invoke_cli, json_lines
 
 FIELDS = {
@@ -78,7 +79,7 @@ def test_flop_counter_matches_the_arithmetic():
     )
     conv = 2 * 8 * 3 * 3 * 3 * 16 * 16  # multiply-adds × 2 per output pixel and channel
     linear = 2 * 8 * 16 * 16 * 10
-    assert benchmarking.count_flops(model, (torch.zeros(1, 3, 16, 16),)) == conv + linear
+    assert count_flops(model, torch.zeros(1, 3, 16, 16)) == conv + linear
 
 
 def test_batched_arguments():

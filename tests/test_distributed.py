@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from eyescan import distributed
-from eyescan.training import TrainConfig, WeightedLoss, fit
+from eyescan.engine import distributed
+from eyescan.engine.training import TrainConfig, WeightedLoss, fit
 
 BATCHES, BATCH = 4, 8
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eyescan import HOOK_CONTRACT_VERSION, api, hookspecs, scaffold, testing
+from eyescan import HOOK_CONTRACT_VERSION, api, testing
 from eyescan.api import Prediction, Task, hookimpl
+from eyescan.plugins import hookspecs, scaffold
 from eyescan.testing import registry_with
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eyescan import fundus
-from eyescan.synthetic import make_fundus
+from eyescan.data.synthetic import make_fundus
+from eyescan.imaging import fundus
 
 
 def test_fov_mask_matches_the_generated_field_of_view():

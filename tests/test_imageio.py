@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyescan import imageio
 from eyescan.errors import ImageReadError
+from eyescan.imaging import imageio
 
 
 def _rgb(h=6, w=4):

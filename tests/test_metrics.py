@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from eyescan import metrics
+from eyescan.evaluation import metrics
 
 
 @pytest.fixture

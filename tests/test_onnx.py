@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from eyescan import onnx_backend, onnx_export, plugins
+from eyescan.deploy import onnx_backend, onnx_export
 from eyescan.errors import EyescanError, WeightsError
-from eyescan.models import LoadedModel, create
+from eyescan.models.loading import LoadedModel, create
+from eyescan.models.weights import save_weights
+from eyescan.plugins import registry as plugins
 from eyescan.testing import invoke_cli, json_lines
-from eyescan.weights import save_weights
 
 from . import tiny_vessels
 from .tiny_vessels import fundus_png

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eyescan.imageio import iter_images
-from eyescan.predicting import safe_stems
+from eyescan.imaging.imageio import iter_images
+from eyescan.inference.predicting import safe_stems
 from eyescan.testing import invoke_cli, json_lines
 
 from . import tiny_vessels

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyescan import plots, plugins
+from eyescan.plugins import registry as plugins
+from eyescan.reports import plots
 from eyescan.testing import json_lines
 
 from .toy_plugin import ToyPlugin, ToyTask

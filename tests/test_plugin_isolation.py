@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from eyescan import plugins
 from eyescan.api import hookimpl
+from eyescan.plugins import registry as plugins
 from eyescan.testing import invoke_cli, json_lines
 
 from . import tiny_vessels

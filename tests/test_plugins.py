@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyescan import HOOK_CONTRACT_VERSION, hookspecs, plugins
+from eyescan import HOOK_CONTRACT_VERSION
 from eyescan.api import hookimpl
+from eyescan.plugins import hookspecs
+from eyescan.plugins import registry as plugins
 from eyescan.testing import json_lines
 
 from .toy_plugin import ToyPlugin

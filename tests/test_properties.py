@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from eyescan import fundus, imageio, metrics
 from eyescan.errors import ImageReadError
+from eyescan.evaluation import metrics
+from eyescan.imaging import fundus, imageio
 
 
 def examples(n: int) -> settings:

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyescan import plugins, report_html
 from eyescan.api import hookimpl, imageio
+from eyescan.plugins import registry as plugins
+from eyescan.reports import report_html
 from eyescan.testing import json_lines
 
 from .toy_plugin import ToyPlugin
@@ -81,7 +82,7 @@ def test_report_has_a_row_per_image_overlays_embedded_and_no_network(tmp_path):
 
 
 def test_report_command_and_missing_records(invoke, tmp_path):
-    from eyescan.predicting import write_jsonl
+    from eyescan.inference.predicting import write_jsonl
 
     write_jsonl(tmp_path / "predictions.jsonl", _records(tmp_path))
     result = invoke("report", tmp_path, "--out", tmp_path / "r.html")

@@ -18,10 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
-from eyescan.models import load
-from eyescan.plugins import get_registry
+from eyescan.engine.training import TrainConfig, TrainingError, WeightedLoss, fit
+from eyescan.models.loading import load
+from eyescan.plugins.registry import get_registry
 from eyescan.testing import invoke_cli, json_lines
-from eyescan.training import TrainConfig, TrainingError, WeightedLoss, fit
 
 from . import tiny_vessels
 from .test_training import _problem  # a 3-parameter regression

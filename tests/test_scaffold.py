@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from eyescan import HOOK_CONTRACT_VERSION, scaffold
-from eyescan.records import validate_prediction
+from eyescan import HOOK_CONTRACT_VERSION
+from eyescan.plugins import scaffold
+from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines, use_plugins
 
 try:
@@ -145,7 +146,7 @@ def test_generated_plugins_pass_their_own_tests(generated):
 def test_generated_hooks_import_no_torch(generated):
     probe = (
         "import sys\n"
-        "from eyescan.plugins import build_registry\n"
+        "from eyescan.plugins.registry import build_registry\n"
         f"names = {[(n, 'eyescan_' + n.replace('-', '_')) for n in NAMES.values()]!r}\n"
         "reg = build_registry([(n, __import__(m)) for n, m in names], entry_points=False)\n"
         "assert sorted(reg.tasks) == sorted(n for n, _ in names), reg.warnings\n"

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyescan import plugins, sharding
 from eyescan.api import weights as weights_io
+from eyescan.inference import sharding
+from eyescan.plugins import registry as plugins
 from eyescan.testing import json_lines
 
 from .toy_plugin import ToyPlugin, scale_model

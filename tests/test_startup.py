@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import sys
-from eyescan.cli import app
+from eyescan.cli.app import app
 try:
     app({args!r})
 except SystemExit:

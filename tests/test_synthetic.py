@@ -1,4 +1,4 @@
-"""Tests for the synthetic fundus generator (eyescan.synthetic)."""
+"""Tests for the synthetic fundus generator (eyescan.data.synthetic)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from eyescan.synthetic import (
+from eyescan.data.synthetic import (
     SyntheticFundus,
     grade_from_lesions,
     make_fundus,

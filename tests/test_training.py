@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from eyescan.training import TrainConfig, TrainingError, WeightedLoss, fit
+from eyescan.engine.training import TrainConfig, TrainingError, WeightedLoss, fit
 
 
 def _problem():

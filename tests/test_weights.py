@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eyescan import weights
 from eyescan.errors import WeightsError
+from eyescan.models import weights
 
 
 def _model():

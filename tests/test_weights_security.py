@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from eyescan import weights
 from eyescan.errors import WeightsError
+from eyescan.models import weights
 from eyescan.testing import invoke_cli
 
 from . import tiny_vessels

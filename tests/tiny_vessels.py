@@ -37,7 +37,7 @@ def write_recipe(path: Path, **changes: object) -> Path:
 
 
 def drive_data(root: Path) -> Path:
-    from eyescan.synthetic import write_drive_layout
+    from eyescan.data.synthetic import write_drive_layout
 
     if not (root / "training").exists():
         write_drive_layout(root, n_train=3, n_test=1, size=64, seed=0)
@@ -67,7 +67,7 @@ def fundus_png(path: Path, size: int = 48, seed: int = 0) -> Path:
     """A small synthetic fundus photograph saved at ``path`` (any PIL format)."""
     from PIL import Image
 
-    from eyescan.synthetic import make_fundus
+    from eyescan.data.synthetic import make_fundus
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(make_fundus(size, seed=seed).image).save(path)

@@ -227,7 +227,7 @@ def _fit(
     out: Path,
     forward: Any = None,
 ) -> dict[str, Any]:
-    """Run :func:`eyescan.training.fit` (``batches``: train, validation, validate;
+    """Run :func:`eyescan.engine.training.fit` (``batches``: train, validation, validate;
     the last two None without a validation set) and summarise it."""
     train_batches, val_batches, validate = batches
     result = training.fit(

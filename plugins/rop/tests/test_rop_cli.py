@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eyescan.records import validate_prediction
+from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
 from eyescan_rop.synthetic import write_rop_dataset
 

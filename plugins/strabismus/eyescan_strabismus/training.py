@@ -3,7 +3,7 @@
 ``eyescan train strabismus DATA --model eye-detector`` trains the detector on
 the boxes; ``--model rfcnn-lite`` (default) or ``--model rfcnn-cnn`` trains a
 classifier on crops of the annotated eye region (the whole image when a data
-set has no boxes). Both go through the core's :func:`eyescan.training.fit`.
+set has no boxes). Both go through the core's :func:`eyescan.engine.training.fit`.
 """
 
 from __future__ import annotations

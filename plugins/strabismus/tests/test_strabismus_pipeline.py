@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eyescan.api import Prediction, get_registry, imageio, models
-from eyescan.records import validate_prediction
+from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
 from eyescan_strabismus.synthetic import make_face, write_dataset
 from eyescan_strabismus.task import (

@@ -19,9 +19,10 @@ import numpy as np
 
 
 def main(data: Path, names: list[str]) -> None:
-    from eyescan import metrics, models
-    from eyescan.datasets import find_reader
-    from eyescan.plugins import get_registry
+    from eyescan.data.readers import find_reader
+    from eyescan.evaluation import metrics
+    from eyescan.models import loading as models
+    from eyescan.plugins.registry import get_registry
     from eyescan_vessels.data import load_sample
     from eyescan_vessels.task import THRESHOLD, probability_map
 

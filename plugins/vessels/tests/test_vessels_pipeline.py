@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from eyescan.api import imageio
-from eyescan.records import validate_prediction
-from eyescan.synthetic import write_drive_layout
+from eyescan.data.synthetic import write_drive_layout
+from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
 from eyescan_vessels.data import DriveReader, manifest_reader
 
@@ -156,7 +156,7 @@ def test_shipped_weights_reproduce_their_card_and_readme_row(model):
 
 
 def test_fov_is_estimated_without_mask():
-    from eyescan.synthetic import make_fundus
+    from eyescan.data.synthetic import make_fundus
     from eyescan_vessels.task import VesselsTask
 
     sample = make_fundus(128, seed=5)

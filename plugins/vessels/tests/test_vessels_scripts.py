@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eyescan.synthetic import write_drive_layout
+from eyescan.data.synthetic import write_drive_layout
 from eyescan.testing import invoke_cli, json_lines
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -23,9 +23,10 @@ from typing import Any
 
 import pluggy
 
-from eyescan import HOOK_CONTRACT_VERSION, hookspecs
+from eyescan import HOOK_CONTRACT_VERSION
 from eyescan.errors import PluginError, UnknownNameError
-from eyescan.task import Task
+from eyescan.plugins import hookspecs
+from eyescan.plugins.task import Task
 
 ENTRY_POINT_GROUP = "eyescan"
 #: Oldest hook-contract version this core still serves.
@@ -166,7 +167,7 @@ def _name_failures(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
     wins: a wrapper that lets an inner failure pass does not take the blame).
     The core's own plugin is left alone: its failures are the task plugin's.
     """
-    from eyescan import builtin
+    from eyescan.plugins import builtin
 
     if plugin is builtin:
         return
@@ -227,9 +228,9 @@ def build_registry(
         pm.enable_tracing()
     infos: dict[str, PluginInfo] = {}
 
-    from eyescan import builtin
+    from eyescan.plugins import builtin
 
-    _register_plugin(pm, infos, builtin, "eyescan.builtin", _dist_version("eyescan"))
+    _register_plugin(pm, infos, builtin, "eyescan.plugins.builtin", _dist_version("eyescan"))
     if entry_points:
         for ep in _entry_points():
             version = ep.dist.version if ep.dist else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.errors import WeightsError
-from eyescan.imageio import atomic_path, write_text
+from eyescan.imaging.imageio import atomic_path, write_text
 
 CARD_SCHEMA = "eyescan.modelcard/1"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pluggy
 
-from eyescan.task import Prediction, Task
+from eyescan.plugins.task import Prediction, Task
 
 hookimpl = pluggy.HookimplMarker("eyescan")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.errors import DataError
-from eyescan.imageio import write_text
+from eyescan.imaging.imageio import write_text
 
 #: A file in a record's ``files`` is shown as an overlay when its key or name holds one of these.
 OVERLAY_WORDS = ("overlay", "cam", "annotated", "heat", "lesion", "box")

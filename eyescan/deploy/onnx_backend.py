@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from eyescan.errors import EyescanError, WeightsError
-from eyescan.models import LoadedModel
+from eyescan.models.loading import LoadedModel
 
 ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
@@ -85,7 +85,7 @@ def rebuild(structure: dict[str, Any], tensors: Iterator[Any]) -> Any:
 class OnnxModule:
     """An ONNX model that is called like the torch module it was exported from.
 
-    ``card`` is the ONNX model card (see :mod:`eyescan.onnx_export`): the
+    ``card`` is the ONNX model card (see :mod:`eyescan.deploy.onnx_export`): the
     output structure, the module attributes recorded at export, and
     ``per_item`` for models that take a list of images (detectors), which
     were exported for one image and are run once per image here.
@@ -263,7 +263,7 @@ def from_torch(registry: Any, task: Any, loaded: LoadedModel, size: int = 64) ->
     exported from exactly these weights (same SHA-256); otherwise exports the
     model in memory (nothing is written). ``card["onnx_origin"]`` says which.
     """
-    from eyescan import onnx_export
+    from eyescan.deploy import onnx_export
 
     if loaded.weights is not None and beside(loaded.weights).exists():
         path = beside(loaded.weights)
@@ -297,7 +297,7 @@ def load_torch(
     registry: Any, task: Any, model: str | None, weights: Path | None, random_init: bool = False
 ) -> LoadedModel:
     """``models.load``, or (``random_init``, nothing shipped or given) an untrained model."""
-    from eyescan import models
+    from eyescan.models import loading as models
 
     name = model or task.default_model
     if random_init and weights is None and task.default_weights(name) is None:
@@ -308,7 +308,7 @@ def load_torch(
 
 def torch_twin(registry: Any, loaded: LoadedModel) -> Any:
     """A torch module of the same architecture (random weights): for counting FLOPs."""
-    from eyescan import models
+    from eyescan.models import loading as models
 
     if loaded.backend == "torch":
         return loaded.module
@@ -343,7 +343,7 @@ def quantize_model(loaded: LoadedModel) -> LoadedModel:
 
 def calibration_items(registry: Any, task: Any, paths: list[Path], limit: int = 4) -> list[Any]:
     """The first readable ``paths`` decoded and preprocessed (to measure quantisation cost)."""
-    from eyescan.imageio import read_image
+    from eyescan.imaging.imageio import read_image
 
     items = []
     for path in paths:
@@ -381,7 +381,7 @@ def load_for_backend(
         loaded = from_torch(registry, task, load_torch(registry, task, model, weights, random_init))
     if not quantize:
         return loaded
-    from eyescan.onnx_export import compare
+    from eyescan.deploy.onnx_export import compare
 
     int8 = quantize_model(loaded)
     cost = compare(registry, task, loaded, int8, items or [task.example_input(256)])

@@ -6,8 +6,8 @@ Registration hooks receive a ``register`` callback and may call it any number
 of times; they run once when the plugin manager is built. Pipeline hooks are
 called by the CLI for every image or run. ``preprocess``, ``predict``,
 ``train`` and ``evaluate`` are ``firstresult``: the first non-``None`` result
-wins, and the core's built-in plugin (``eyescan.builtin``) answers last by
-delegating to the registered :class:`eyescan.task.Task` object, so a task
+wins, and the core's built-in plugin (``eyescan.plugins.builtin``) answers last by
+delegating to the registered :class:`eyescan.plugins.task.Task` object, so a task
 plugin normally implements those methods on its ``Task`` class. Any plugin can
 wrap a pipeline hook with ``@hookimpl(wrapper=True)`` (e.g. an extra
 preprocessing step) or answer it first with ``@hookimpl(tryfirst=True)``.
@@ -27,14 +27,14 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from eyescan.task import Prediction, Task
+    from eyescan.plugins.task import Prediction, Task
 
 hookspec = pluggy.HookspecMarker("eyescan")
 
 
 @hookspec
 def register_tasks(register: Callable[..., None]) -> None:
-    """Register tasks: ``register(task)`` with a :class:`eyescan.task.Task` instance.
+    """Register tasks: ``register(task)`` with a :class:`eyescan.plugins.task.Task` instance.
 
     Called once at start-up. A task appears in ``eyescan tasks`` only if some
     plugin registers it. Must not import torch (keep ``eyescan --help`` fast).
@@ -55,7 +55,7 @@ def register_losses(register: Callable[..., None]) -> None:
     """Register losses: ``register(name, factory, description="")``.
 
     ``factory(**options)`` returns a callable ``loss(outputs, batch) -> Tensor``
-    usable by :func:`eyescan.training.fit`. Names are global; prefix with the
+    usable by :func:`eyescan.engine.training.fit`. Names are global; prefix with the
     task where a loss is task-specific.
     """
 
@@ -64,7 +64,7 @@ def register_losses(register: Callable[..., None]) -> None:
 def register_readers(register: Callable[..., None]) -> None:
     """Register data-set readers: ``register(task, name, reader)``.
 
-    ``reader`` implements :class:`eyescan.datasets.Reader` (``detect(path)`` and
+    ``reader`` implements :class:`eyescan.data.readers.Reader` (``detect(path)`` and
     ``read(path, split)``). ``eyescan train/evaluate`` pick the first reader
     whose ``detect`` accepts the data path, or the one named by ``--reader``.
     """
@@ -84,7 +84,7 @@ def preprocess(task: Task, image: Any, source: str) -> Any:
 def predict(task: Task, model: Any, batch: list[Any]) -> list[Prediction]:
     """Run the model on a batch of preprocessed items.
 
-    Returns one :class:`eyescan.task.Prediction` per item, in order: summary
+    Returns one :class:`eyescan.plugins.task.Prediction` per item, in order: summary
     numbers (``values``) and arrays for the report (``arrays``). firstresult.
     """
 
@@ -115,6 +115,6 @@ def report(task: Task, prediction: Prediction, out_dir: Path, stem: str) -> dict
     Every implementation is called (not firstresult); each returns a mapping
     ``{output name: file path}`` of what it wrote (or ``None``), and the maps
     are merged into the JSON record's ``files``. Write files atomically
-    (:func:`eyescan.imageio.save_png` does). ``stem`` is the safe, unique path
+    (:func:`eyescan.imaging.imageio.save_png` does). ``stem`` is the safe, unique path
     prefix for this input inside ``out_dir``.
     """

@@ -5,7 +5,7 @@
 turns those into a process group (NCCL on CUDA, gloo otherwise). Rank and
 world size fall back to the environment (then 0 and 1), so code can ask
 :func:`is_main` before or without a process group. Every helper is a no-op in
-a single process, which is how :func:`eyescan.training.fit` stays one loop.
+a single process, which is how :func:`eyescan.engine.training.fit` stays one loop.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The plugin has the shape of the built-in ones (``plugins/vessels``): a
 ``pyproject.toml`` with the ``eyescan`` entry point, ``eyescan_<task>/`` with
 ``__init__.py`` (hook implementations only), ``models.py``, ``losses.py``,
 ``data.py``, ``task.py``, ``training.py``, ``recipes/`` and ``weights/``, a
-``README.md`` and ``tests/``. Templates live in ``eyescan/templates/plugin``:
+``README.md`` and ``tests/``. Templates live in ``eyescan/plugins/templates/plugin``:
 ``common/`` for every kind, then ``classify/``, ``segment/`` or ``detect/``.
 A template is text with ``{{token}}`` placeholders (file names included); the
 ``.tmpl`` suffix keeps pytest and ruff away from them.

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.errors import WeightsError
-from eyescan.plugins import Registry
+from eyescan.plugins.registry import Registry
 
 
 @dataclass
@@ -20,11 +20,7 @@ class LoadedModel:
     weights: Path | None = None
     sha256: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
-    backend: str = "torch"  # "onnx": module is an eyescan.onnx_backend.OnnxModule
-
-
-def count_parameters(module: Any) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
+    backend: str = "torch"  # "onnx": module is an eyescan.deploy.onnx_backend.OnnxModule
 
 
 def create(registry: Registry, task: str, name: str, **options: Any) -> Any:
@@ -40,7 +36,7 @@ def load(
     The model card beside the weights names the model and its options; its
     SHA-256 is checked before anything is read from the file.
     """
-    from eyescan import weights as weights_io
+    from eyescan.models import weights as weights_io
 
     task_obj = registry.task(task)
     name = model or task_obj.default_model

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.errors import DataError
-from eyescan.imageio import write_text
+from eyescan.imaging.imageio import write_text
 
 SHARD_SCHEMA = "eyescan.shard/1"
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")

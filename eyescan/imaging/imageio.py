@@ -136,14 +136,37 @@ def to_rgb_array(image, path: Path | str = "<image>") -> np.ndarray:
     return array
 
 
-def read_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
-    """Read a mask image (any mode) as a boolean H×W array (``> threshold``)."""
+def read_mask(path: str | Path, threshold: int | None = None) -> np.ndarray:
+    """Read a mask image of any common form as a boolean H×W array.
+
+    Handles 0/1 and 0/255 grey masks, 1-bit images, palette images (any
+    non-zero index is foreground, whatever its colour), 16-bit and float
+    masks, RGB(A) masks (any channel) and grey levels with anti-aliasing or
+    JPEG artefacts. ``threshold`` is on the 0–255 scale (16-bit values are
+    scaled); ``None`` picks by content: ``> 0`` for masks whose values are
+    only 0 and one other level (0/1, 0/255, 0/128 …), else ``> 127``.
+    Readers set it per data set where the masks need it (the 512-px IDRiD
+    copies: about 30).
+    """
     path = Path(path)
     image = _open(path)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        return array > (threshold if array.max() <= 255 else threshold * 257)
-    array = np.asarray(image.convert("L"))
+    mode = image.mode
+    if mode == "1":
+        return np.asarray(image, dtype=bool)
+    if mode == "P":  # palette: the index is the class, the colours are only a picture
+        return np.asarray(image) > 0
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if array.max() > 255:
+            array = array / 257.0
+    elif mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "PA"):
+        rgb = np.asarray(image.convert("RGB"))
+        array = rgb.max(axis=2)
+    else:
+        array = np.asarray(image.convert("L"))
+    if threshold is None:
+        levels = np.unique(array) if array.size <= 1 << 26 else np.unique(array[::7, ::7])
+        threshold = 0 if len(levels) <= 2 else 127
     return array > threshold
 
 

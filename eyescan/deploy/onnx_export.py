@@ -18,11 +18,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from eyescan import onnx_backend
+from eyescan.deploy import onnx_backend
 from eyescan.errors import EyescanError
-from eyescan.imageio import atomic_path, write_text
-from eyescan.models import LoadedModel
-from eyescan.weights import CARD_SCHEMA
+from eyescan.imaging.imageio import atomic_path, write_text
+from eyescan.models.loading import LoadedModel
+from eyescan.models.weights import CARD_SCHEMA
 
 OPSET = 17
 #: Raw outputs agree when max |torch − onnx| ≤ OUTPUT_TOLERANCE · max(1, max |torch|).

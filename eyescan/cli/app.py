@@ -136,7 +136,7 @@ def _silence_stdout() -> None:
 
 
 def registry():
-    from eyescan.plugins import get_registry
+    from eyescan.plugins.registry import get_registry
 
     reg = get_registry()
     for message in reg.warnings:
@@ -146,7 +146,7 @@ def registry():
 
 
 def print_json(record: dict[str, Any]) -> None:
-    from eyescan.records import dumps
+    from eyescan.reports.records import dumps
 
     sys.stdout.write(dumps(record) + "\n")
     sys.stdout.flush()
@@ -265,7 +265,7 @@ def plugin_new(
     debug: DebugOpt = False,
 ) -> None:
     """Write a ready, installable task plugin (model, loss, reader, tests) to DIR/NAME."""
-    from eyescan import scaffold
+    from eyescan.plugins import scaffold
 
     problem = scaffold.name_problem(name)
     if problem:
@@ -291,7 +291,7 @@ def plugin_new(
 @handle_errors
 def models(task: TaskArg, json_out: JsonOpt = False) -> None:
     """List a task's models with their parameter counts."""
-    from eyescan.models import count_parameters
+    from eyescan.models.cost import count_parameters
 
     reg = registry()
     default = reg.task(task).default_model
@@ -365,8 +365,8 @@ def predict(
     """Analyse images: one record per image, output files under --out."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from eyescan import predicting, sharding
-    from eyescan.imageio import iter_images
+    from eyescan.imaging.imageio import iter_images
+    from eyescan.inference import predicting, sharding
 
     reg = registry()
     task_obj = reg.task(task)
@@ -424,7 +424,7 @@ def predict(
     if not json_out:
         _print_predictions(records, out_dir, time.perf_counter() - started, records_file)
     if report is not None:
-        from eyescan.report_html import write_prediction_report
+        from eyescan.reports.report_html import write_prediction_report
 
         written = write_prediction_report(records, out_dir, report)
         err.print(f"report: {written}", highlight=False, soft_wrap=True)
@@ -448,7 +448,7 @@ def _warn_synthetic(loaded: Any) -> None:
 def _shard_option(text: str | None) -> Any:
     if text is None:
         return None
-    from eyescan.sharding import parse_shard
+    from eyescan.inference.sharding import parse_shard
 
     try:
         return parse_shard(text)
@@ -523,7 +523,7 @@ def train(
     """Train a model; writes weights, model card and metrics.jsonl under --out."""
     from rich.progress import Progress
 
-    from eyescan import distributed
+    from eyescan.engine import distributed
 
     if amp not in (None, "bf16", "fp16"):
         err.print(f"[red]error:[/] --amp {amp!r}: choose bf16 or fp16", highlight=False)
@@ -567,7 +567,7 @@ def train(
     if not main:
         return
     if json_out:
-        from eyescan.records import TRAINING_SCHEMA
+        from eyescan.reports.records import TRAINING_SCHEMA
 
         print_json({"schema": TRAINING_SCHEMA, "task": task, **summary})
     else:
@@ -579,7 +579,7 @@ def _run_under_torchrun(nproc: int) -> None:
     """Run this ``eyescan train`` command again in ``nproc`` processes; exit with its code."""
     import subprocess
 
-    from eyescan import distributed
+    from eyescan.engine import distributed
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise EyescanError("--nproc under torchrun: torchrun already started the processes")
@@ -604,7 +604,7 @@ def merge(
     debug: DebugOpt = False,
 ) -> None:
     """Join sharded predictions into one predictions.jsonl, in unsharded input order."""
-    from eyescan import predicting, sharding
+    from eyescan.inference import predicting, sharding
 
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
@@ -646,8 +646,8 @@ def evaluate(
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a model on held-out data (metrics per image and pooled)."""
-    from eyescan.models import load
-    from eyescan.records import EVALUATION_SCHEMA
+    from eyescan.models.loading import load
+    from eyescan.reports.records import EVALUATION_SCHEMA
 
     reg = registry()
     task_obj = reg.task(task)
@@ -679,8 +679,8 @@ def evaluate(
 
 
 def _write_evaluation_plots(folder: Path, header: dict[str, Any], result: dict[str, Any]) -> None:
-    from eyescan import plots as figures
-    from eyescan.report_html import write_evaluation_report
+    from eyescan.reports import plots as figures
+    from eyescan.reports.report_html import write_evaluation_report
 
     files = figures.write_plots(result, folder)
     header = {k: v for k, v in header.items() if k != "schema"}
@@ -700,7 +700,7 @@ def report_command(
     debug: DebugOpt = False,
 ) -> None:
     """Write a self-contained HTML report from a folder's predictions.jsonl."""
-    from eyescan.report_html import load_records, write_prediction_report
+    from eyescan.reports.report_html import load_records, write_prediction_report
 
     records = load_records(results)
     written = write_prediction_report(records, results, out_file or results / "report.html")
@@ -723,8 +723,8 @@ def benchmark(
     debug: DebugOpt = False,
 ) -> None:
     """Measure latency (median, p95), images/s, memory, GFLOPs and fraction of matmul peak."""
-    from eyescan.benchmarking import run_benchmark
-    from eyescan.onnx_backend import torch_twin
+    from eyescan.deploy.benchmarking import run_benchmark
+    from eyescan.deploy.onnx_backend import torch_twin
 
     reg = registry()
     task_obj = reg.task(task)
@@ -752,7 +752,7 @@ def _load_backend(
     random_init: bool = False,
 ) -> Any:
     """Load for --backend/--quantize; says on stderr which ONNX model runs."""
-    from eyescan import onnx_backend
+    from eyescan.deploy import onnx_backend
 
     calibration = None
     if quantize and items:
@@ -778,7 +778,7 @@ def export(
     debug: DebugOpt = False,
 ) -> None:
     """Export a model to ONNX (dynamic batch; dynamic H/W for segmentation), checked vs torch."""
-    from eyescan import onnx_backend, onnx_export
+    from eyescan.deploy import onnx_backend, onnx_export
 
     reg = registry()
     task_obj = reg.task(task)

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from eyescan.records import BENCHMARK_SCHEMA
+from eyescan.models.cost import count_flops
+from eyescan.reports.records import BENCHMARK_SCHEMA
 
 
 def matmul_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -40,17 +41,6 @@ def _matmul_peak(n: int, repeats: int, threads: int) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     best = min(_timed(lambda: a @ b, repeats, warmup=2))
     return 2 * n**3 / best / 1e9
-
-
-def count_flops(module: Any, args: tuple[Any, ...]) -> int:
-    """FLOPs of one forward call of a torch module (2 per multiply-add)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        module(*args)
-    return int(counter.get_total_flops())
 
 
 def _timed(fn: Callable[[], Any], iterations: int, warmup: int) -> list[float]:
@@ -128,7 +118,7 @@ def run_benchmark(
     """
     import torch
 
-    from eyescan.onnx_export import predict_recorded
+    from eyescan.deploy.onnx_export import predict_recorded
 
     item = task.example_input(size)
     batch = [item] * batch_size
@@ -156,7 +146,7 @@ def run_benchmark(
     }
     if flops_module is None and result["backend"] == "torch":
         flops_module = model.module
-    gflops = count_flops(flops_module, calls[0]) / 1e9 if flops_module is not None else None
+    gflops = count_flops(flops_module, *calls[0]) / 1e9 if flops_module is not None else None
     peak = matmul_peak_gflops()
     achieved = gflops * result["forward_images_per_s"] if gflops is not None else None
     result.update(
@@ -177,6 +167,6 @@ def run_benchmark(
 
 
 def _tensors(args: tuple[Any, ...]) -> list[Any]:
-    from eyescan.onnx_backend import flatten
+    from eyescan.deploy.onnx_backend import flatten
 
     return flatten(args)[1]

@@ -8,7 +8,7 @@ from typing import Any
 
 PREDICTION_SCHEMA = "eyescan.prediction/1"
 EVALUATION_SCHEMA = "eyescan.evaluation/1"
-TRAINING_SCHEMA = "eyescan.training/1"
+TRAINING_SCHEMA = "eyescan.engine.training/1"
 BENCHMARK_SCHEMA = "eyescan.benchmark/1"
 
 #: Keys every prediction record has, with their JSON types.

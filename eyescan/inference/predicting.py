@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.errors import EyescanError, PluginError
-from eyescan.imageio import read_image, write_text
-from eyescan.records import PREDICTION_SCHEMA, dumps
-from eyescan.task import Prediction, Task
+from eyescan.imaging.imageio import read_image, write_text
+from eyescan.plugins.task import Prediction, Task
+from eyescan.reports.records import PREDICTION_SCHEMA, dumps
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -6,8 +6,13 @@ of losses, validates every epoch, keeps the best weights by validation loss
 up where a run stopped, stops early after ``patience`` epochs without
 improvement, and writes one JSON line of metrics per epoch.
 
+A checkpoint records whose run it is (task, model, model options and the
+recipe's hash, :func:`run_identity`); ``resume`` refuses another run's
+checkpoint. Without validation data the best weights are chosen by the
+training loss, and the card says so (``selected_by: train_loss``).
+
 Under ``torchrun`` the same call trains data-parallel (see
-:mod:`eyescan.distributed` and docs/scaling.md): the model is wrapped in
+:mod:`eyescan.engine.distributed` and docs/scaling.md): the model is wrapped in
 DistributedDataParallel, each process takes its share of every epoch's
 batches, losses are averaged over all processes and only rank 0 writes.
 """
@@ -28,10 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from eyescan import distributed
+from eyescan.engine import distributed
+from eyescan.engine.recipes import recipe_hash
 from eyescan.errors import EyescanError
-from eyescan.imageio import atomic_path
-from eyescan.weights import save_weights
+from eyescan.imaging.imageio import atomic_path
+from eyescan.models.weights import save_weights
 
 LossFn = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
 
@@ -136,6 +142,41 @@ def total_loss(
     return total, parts
 
 
+#: Recipe fields that may change between a run and its resumption.
+RESUMABLE_CHANGES = ("epochs", "device", "amp", "patience", "steps_per_epoch")
+
+
+def run_identity(card: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+    """What makes a checkpoint this run's: task, model, its options and the recipe's hash."""
+    recipe = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    return {
+        "task": card.get("task"),
+        "model": card.get("model"),
+        "model_options": card.get("model_options", {}),
+        "recipe_sha256": recipe_hash(recipe),
+    }
+
+
+def check_identity(state: dict[str, Any], identity: dict[str, Any], path: Path) -> None:
+    """Refuse to resume from a checkpoint another run (model, options, recipe) wrote."""
+    try:
+        saved = json.loads(state.get("identity") or "null")
+    except (TypeError, ValueError):
+        saved = None
+    if saved is None:
+        raise TrainingError(
+            f"{path}: checkpoint does not say which run wrote it (older eyescan); "
+            "start again with --overwrite or use another --out"
+        )
+    for key in ("task", "model", "model_options", "recipe_sha256"):
+        if saved.get(key) != identity.get(key):
+            what = "recipe" if key == "recipe_sha256" else key.replace("_", " ")
+            raise TrainingError(
+                f"{path}: checkpoint is of another run ({what} {saved.get(key)!r}, "
+                f"this run {identity.get(key)!r}); use another --out, or --overwrite"
+            )
+
+
 @dataclass
 class FitResult:
     best_weights: Path
@@ -144,6 +185,18 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, Any]]
     stopped_early: bool
+    selected_by: str = "val_loss"  # or "train_loss" when there was no validation data
+
+    def summary(self) -> dict[str, Any]:
+        """The run's lines of a train summary (weights, best epoch and its selection loss)."""
+        return {
+            "weights": str(self.best_weights),
+            "best_epoch": self.best_epoch,
+            "selected_by": self.selected_by,
+            f"best_{self.selected_by}": self.best_val_loss,
+            "epochs_run": self.epochs_run,
+            "stopped_early": self.stopped_early,
+        }
 
 
 def fit(
@@ -164,7 +217,8 @@ def fit(
     ``train_batches(epoch)`` yields the batches of one epoch; ``val_batches()``
     the validation batches (loss only); ``validate(model)`` may add metrics.
     ``forward(model, batch)`` defaults to ``model(batch["image"])``.
-    ``on_event`` receives ``{"event": "step"|"epoch", ...}`` for progress display.
+    ``on_event`` receives ``{"event": "step"|"epoch"|"note", ...}`` for progress
+    display (``note``: a ``message`` for stderr, e.g. that there is no validation data).
 
     Under torchrun every process must yield the same batches (seeded);
     ``forward`` then receives the DDP-wrapped model (call it, do not reach
@@ -187,8 +241,19 @@ def fit(
     metrics_path = out_dir / "metrics.jsonl"
     history: list[dict[str, Any]] = []
     start_epoch, best_loss, best_epoch, bad_epochs = 1, math.inf, 0, 0
+    identity = run_identity(card, config)
+    selected_by = "val_loss" if val_batches is not None else "train_loss"
+    if selected_by == "train_loss":
+        emit(
+            {
+                "event": "note",
+                "message": f"{card.get('model', 'model')}: no validation data; the best "
+                "weights are chosen by the training loss (card: selected_by train_loss)",
+            }
+        )
     if resume and state_path.exists():
         state = load_checkpoint(state_path, device)
+        check_identity(state, identity, state_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -242,7 +307,7 @@ def fit(
         record: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         means = distributed.mean_across(sums, steps, device)
         record.update({f"train_{k}": v for k, v in means.items()})
-        val_loss = record["train_loss"]
+        val_loss = record["train_loss"]  # the selection loss: training loss without validation
         if val_batches is not None:
             distributed.broadcast_buffers(model)
             mine = distributed.shard_batches(val_batches(), rank, world, pad=False)
@@ -272,8 +337,10 @@ def fit(
                     "training": {
                         **card.get("training", {}),
                         "recipe": asdict(config),
+                        "recipe_sha256": identity["recipe_sha256"],
                         "best_epoch": epoch,
-                        "val_loss": val_loss,
+                        "selected_by": selected_by,
+                        selected_by: val_loss,
                         **({"processes": world} if world > 1 else {}),
                     },
                 },
@@ -296,6 +363,7 @@ def fit(
                         "best_epoch": best_epoch,
                         "bad_epochs": bad_epochs,
                         "rng": torch.get_rng_state(),
+                        "identity": json.dumps(identity, sort_keys=True, default=str),
                     },
                     tmp,
                 )
@@ -304,7 +372,37 @@ def fit(
             stopped_early = True
             break
     distributed.barrier()  # rank 0's files exist before any process returns
-    return FitResult(best_path, best_epoch, best_loss, epoch, history, stopped_early)
+    return FitResult(best_path, best_epoch, best_loss, epoch, history, stopped_early, selected_by)
+
+
+#: Files a training run leaves in its ``--out`` folder (and sub-folders of cascades).
+RUN_FILES = ("last_state.pt", "metrics.jsonl")
+
+
+def prepare_out(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a run in a folder that holds another one, unless told.
+
+    A folder with a previous run's checkpoint or metrics is continued with
+    ``resume``, started again with ``overwrite`` (its run files are removed,
+    and the weights they chose), and otherwise refused.
+    """
+    out_dir = Path(out_dir)
+    if resume or not out_dir.is_dir():
+        return
+    found = sorted(p for name in RUN_FILES for p in out_dir.rglob(name))
+    if not found:
+        return
+    if not overwrite:
+        raise TrainingError(
+            f"{out_dir}: holds a previous training run ({found[0].relative_to(out_dir)}); "
+            "pass --resume to continue it, --overwrite to start again, or another --out"
+        )
+    for path in found:
+        folder = path.parent
+        for weights in folder.glob("*.safetensors"):
+            weights.unlink(missing_ok=True)
+            weights.with_suffix(".json").unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> dict[str, Any]:
@@ -377,6 +475,6 @@ def _loss_sums(
 
 
 def write_json(path: Path, data: Any) -> None:
-    from eyescan.imageio import write_text
+    from eyescan.imaging.imageio import write_text
 
     write_text(Path(path), json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""Data sets: readers of distributed layouts, CSV tables, splits and synthetic data."""

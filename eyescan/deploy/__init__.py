@@ -1,0 +1,1 @@
+"""Deployment: ONNX export, the onnxruntime backend and benchmarks."""

@@ -1,0 +1,1 @@
+"""Training: the one training loop, recipes, checkpoints and data-parallel helpers."""

@@ -1,0 +1,1 @@
+"""Images: reading and writing, fundus preprocessing, overlays and augmentation."""

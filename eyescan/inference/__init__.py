@@ -1,0 +1,1 @@
+"""Prediction: the folder pipeline, tiled segmentation, sharding and explanation maps."""

@@ -1,0 +1,1 @@
+"""Models: creating registered models, weights files with their cards, initialisation and cost."""

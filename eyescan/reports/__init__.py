@@ -1,0 +1,1 @@
+"""Outputs people and scripts read: JSON record schemas, HTML reports and figures."""
