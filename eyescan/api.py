@@ -14,22 +14,28 @@ from typing import Any
 import pluggy
 
 from eyescan import HOOK_CONTRACT_VERSION, __version__
+from eyescan.data import splits
 from eyescan.data.readers import (
     BoxAnnotation,
     ClassFolderReader,
     ManifestReader,
     Reader,
     Sample,
+    SplitData,
     find_reader,
+    parse_columns,
     read_box_csv,
     read_csv_rows,
+    read_samples,
+    read_split,
     read_voc_xml,
 )
+from eyescan.engine import recipes
 from eyescan.errors import DataError, EyescanError, ImageReadError, UnknownNameError, WeightsError
-from eyescan.evaluation import metrics
+from eyescan.evaluation import bootstrap, metrics
 from eyescan.imaging import fundus, imageio, overlays
 from eyescan.plugins.registry import get_registry
-from eyescan.plugins.task import Prediction, Task
+from eyescan.plugins.task import Prediction, PredictOption, Task
 
 hookimpl = pluggy.HookimplMarker("eyescan")
 
@@ -43,6 +49,8 @@ _LAZY_MODULES = {
     "synthetic": "eyescan.data.synthetic",
     "explain": "eyescan.inference.explain",
     "plots": "eyescan.reports.plots",  # evaluation figures; plots.binary_curves for curves
+    "init": "eyescan.models.init",  # initialisation from a local weights file (recipe "init")
+    "cost": "eyescan.models.cost",  # parameters, FLOPs, MACs
 }
 
 __all__ = [
@@ -51,6 +59,14 @@ __all__ = [
     "hookimpl",
     "Task",
     "Prediction",
+    "PredictOption",
+    "SplitData",
+    "read_split",
+    "read_samples",
+    "parse_columns",
+    "splits",
+    "recipes",
+    "bootstrap",
     "Sample",
     "Reader",
     "ManifestReader",

@@ -1,15 +1,19 @@
-"""Joint augmentation of an image and its masks (segmentation training).
+"""Training augmentation of every task, configured by one :class:`AugmentConfig`.
 
-Geometric transforms (rotation, flips, transpose, cropping) move the image and
-every mask together; photometric ones (brightness, contrast, saturation,
-Gaussian noise) touch the image only. Works on torch tensors: image C×H×W
-float in [0, 1], masks K×H×W float (0/1).
+A recipe's ``"augment"`` object sets its fields (:meth:`AugmentConfig.from_dict`
+refuses unknown keys). :func:`augment_patch` cuts and transforms an image and
+its masks together (segmentation); :func:`augment_image` transforms a whole
+image (classification). Geometric transforms (rotation, flips, transpose,
+affine, cropping) move the image and every mask together; photometric ones
+(brightness, contrast, saturation, Gaussian noise) touch the image only.
+Works on torch tensors: image C×H×W float in [0, 1], masks K×H×W float (0/1).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torchvision.transforms.v2 import InterpolationMode
@@ -26,6 +30,24 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     noise_std: float = 0.02
+    translate: float = 0.0  # affine shift, fraction of the side (augment_image)
+    scale: tuple[float, float] = (1.0, 1.0)  # affine zoom range (augment_image)
+    shear: float = 0.0  # affine shear, degrees (augment_image)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
+        """From a recipe's ``augment`` object; unknown keys are a clear error."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"recipe 'augment': unknown key(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        if "scale" in values:
+            values["scale"] = tuple(values["scale"])
+        return cls(**values)
 
 
 def random_crop_box(
@@ -108,3 +130,27 @@ def photometric(
     if config.noise_std:
         image = image + config.noise_std * torch.randn(image.shape, generator=generator)
     return image.clamp(0.0, 1.0)
+
+
+def augment_image(
+    image: torch.Tensor, config: AugmentConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """One random flip / rotation / affine / photometric change of a whole image (C×H×W)."""
+    flips = torch.rand(3, generator=generator)
+    if config.hflip and flips[0] < 0.5:
+        image = image.flip(-1)
+    if config.vflip and flips[1] < 0.5:
+        image = image.flip(-2)
+    if config.transpose and flips[2] < 0.5 and image.shape[-1] == image.shape[-2]:
+        image = image.transpose(-1, -2)
+    shift = config.translate * image.shape[-1]
+    if config.rotation or shift or config.scale != (1.0, 1.0) or config.shear:
+        image = TF.affine(
+            image,
+            angle=_uniform(generator, -config.rotation, config.rotation),
+            translate=[_uniform(generator, -shift, shift), _uniform(generator, -shift, shift)],
+            scale=_uniform(generator, *config.scale),
+            shear=[_uniform(generator, -config.shear, config.shear), 0.0],
+            interpolation=InterpolationMode.BILINEAR,
+        )
+    return photometric(image, config, generator)

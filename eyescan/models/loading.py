@@ -66,3 +66,32 @@ def load(
     module.eval()
     sha = expected or weights_io.sha256_file(weights)
     return LoadedModel(task, name, module, weights, sha, card)
+
+
+def load_companion(
+    registry: Registry,
+    task: str,
+    role: str,
+    model: str | None = None,
+    weights: Path | None = None,
+    parent: LoadedModel | None = None,
+) -> LoadedModel:
+    """Load a model another one runs with (a detector, a second stage), hash-checked.
+
+    ``weights`` (a file with its card) or else the task's shipped weights of
+    ``model``. The companion's provenance (role, model, weights file, SHA-256,
+    ``synthetic_only``) is appended to ``parent.companions`` so that records
+    and warnings name it.
+    """
+    loaded = load(registry, task, model, weights)
+    if parent is not None:
+        parent.companions.append(
+            {
+                "role": role,
+                "model": loaded.name,
+                "weights": str(loaded.weights) if loaded.weights else None,
+                "sha256": loaded.sha256,
+                "synthetic_only": bool(loaded.card.get("synthetic_only")),
+            }
+        )
+    return loaded

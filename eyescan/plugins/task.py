@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 
@@ -20,6 +22,21 @@ class Prediction:
     image: Any = None  # the decoded input (uint8 H×W×3), for overlays
 
 
+@dataclass(frozen=True)
+class PredictOption:
+    """A task-specific ``eyescan predict`` flag (``--NAME`` / ``--no-NAME``).
+
+    Listed by ``eyescan predict TASK --help``; its value reaches the task as
+    ``self.options[name]`` on the per-run copy the CLI makes. ``output`` says
+    that it adds outputs to a record (a resumed run redoes records made without it).
+    """
+
+    name: str
+    help: str
+    default: bool = False
+    output: bool = True
+
+
 class Task:
     """One analysis task (``vessels``, ``rop``, ...).
 
@@ -34,6 +51,16 @@ class Task:
     default_model: ClassVar[str] = ""
     #: Folder with shipped weights: ``<model>.safetensors`` + ``<model>.json``.
     weights_dir: ClassVar[Path | None] = None
+    #: Task-specific predict flags (see :class:`PredictOption`).
+    predict_options: ClassVar[tuple[PredictOption, ...]] = ()
+    #: This run's options (core flags such as ``explain`` and the task's own); read-only.
+    options: Any = MappingProxyType({})
+
+    def configured(self, options: dict[str, Any]) -> Task:
+        """A copy of this task for one run with ``options``; the registered task is untouched."""
+        run = copy.copy(self)
+        run.options = MappingProxyType(dict(options))
+        return run
 
     def preprocess(self, image: Any, source: str) -> Any:
         raise NotImplementedError(f"task {self.name!r} does not implement preprocess")
