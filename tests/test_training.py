@@ -100,3 +100,88 @@ def test_weighted_losses_are_summed(tmp_path):
     )
     record = result.history[0]
     assert record["train_loss"] == pytest.approx(3 * record["train_mse"])
+
+
+def test_resume_refuses_another_runs_checkpoint(tmp_path):
+    batches, val, mse = _problem()
+    config = TrainConfig(epochs=1, optimizer="adam", lr=0.05)
+    fit(torch.nn.Linear(3, 1), batches, val, [mse], config, tmp_path, {"task": "t", "model": "a"})
+    state = tmp_path / "last_state.pt"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "last_state.pt").write_bytes(state.read_bytes())
+    with pytest.raises(TrainingError, match="model 'a'"):
+        fit(
+            torch.nn.Linear(3, 1),
+            batches,
+            val,
+            [mse],
+            config,
+            tmp_path / "b",
+            {"task": "t", "model": "b"},
+            resume=True,
+        )
+    other = TrainConfig(epochs=2, optimizer="adam", lr=0.01)  # another recipe, same model
+    with pytest.raises(TrainingError, match="recipe"):
+        fit(
+            torch.nn.Linear(3, 1),
+            batches,
+            val,
+            [mse],
+            other,
+            tmp_path,
+            {"task": "t", "model": "a"},
+            resume=True,
+        )
+    more = TrainConfig(epochs=2, optimizer="adam", lr=0.05)  # more epochs: the same run
+    result = fit(
+        torch.nn.Linear(3, 1),
+        batches,
+        val,
+        [mse],
+        more,
+        tmp_path,
+        {"task": "t", "model": "a"},
+        resume=True,
+    )
+    assert result.epochs_run == 2
+
+
+def test_without_validation_the_card_says_train_loss(tmp_path):
+    batches, _, mse = _problem()
+    notes = []
+    result = fit(
+        torch.nn.Linear(3, 1),
+        batches,
+        None,
+        [mse],
+        TrainConfig(epochs=2, lr=0.01),
+        tmp_path,
+        {"task": "t", "model": "lin"},
+        on_event=lambda e: notes.append(e) if e["event"] == "note" else None,
+    )
+    card = json.loads((tmp_path / "lin.json").read_text())
+    assert card["training"]["selected_by"] == "train_loss"
+    assert "train_loss" in card["training"] and "val_loss" not in card["training"]
+    assert notes and "no validation data" in notes[0]["message"]
+    assert result.summary()["selected_by"] == "train_loss" and "best_train_loss" in result.summary()
+
+
+def test_prepare_out_refuses_a_used_folder(tmp_path):
+    from eyescan.engine.training import prepare_out
+
+    batches, val, mse = _problem()
+    fit(
+        torch.nn.Linear(3, 1),
+        batches,
+        val,
+        [mse],
+        TrainConfig(epochs=1),
+        tmp_path,
+        {"model": "lin"},
+    )
+    with pytest.raises(TrainingError, match="--resume.*--overwrite"):
+        prepare_out(tmp_path, resume=False, overwrite=False)
+    prepare_out(tmp_path, resume=True, overwrite=False)
+    prepare_out(tmp_path, resume=False, overwrite=True)
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "lin.safetensors").exists()
+    prepare_out(tmp_path / "new", resume=False, overwrite=False)

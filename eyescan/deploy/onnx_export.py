@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from eyescan.deploy import onnx_backend
+from eyescan.deploy import onnx_runtime
 from eyescan.errors import EyescanError
 from eyescan.imaging.imageio import atomic_path, write_text
 from eyescan.models.loading import LoadedModel
@@ -57,7 +57,7 @@ def predict_recorded(
     def record(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if kwargs:
             raise EyescanError("ONNX export supports models called with positional tensors")
-        onnx_backend.flatten(args)  # tensors (in tuples, lists, dicts) only
+        onnx_runtime.flatten(args)  # tensors (in tuples, lists, dicts) only
         calls.append(_clone(args))
 
     handle = loaded.module.register_forward_pre_hook(record, with_kwargs=True)
@@ -123,8 +123,8 @@ def export_bytes(
     if per_item:  # exported for one image; OnnxModule runs it once per image
         args = ([args[0][0]],)
     with torch.no_grad():
-        structure, flat = onnx_backend.flatten(module(*args))
-    _, inputs = onnx_backend.flatten(args)
+        structure, flat = onnx_runtime.flatten(module(*args))
+    _, inputs = onnx_runtime.flatten(args)
     input_names, output_names = _names("input", len(inputs)), _names("output", len(flat))
     dynamic: dict[str, dict[int, str]] = {}
     for name, tensor in zip(input_names, inputs):
@@ -164,7 +164,7 @@ def export_bytes(
         "model": loaded.name,
         "model_options": loaded.card.get("model_options", {}),
         "format": "onnx",
-        "sha256": onnx_backend.sha256_bytes(data),
+        "sha256": onnx_runtime.sha256_bytes(data),
         "source_file": loaded.weights.name if loaded.weights else None,
         "source_sha256": loaded.sha256,
         "onnx": {
@@ -252,8 +252,8 @@ def compare(
     for args in calls:
         batch = _doubled(args)
         with torch.no_grad():
-            _, want = onnx_backend.flatten(canonical_detections(reference.module(*batch)))
-            _, got = onnx_backend.flatten(canonical_detections(candidate.module(*batch)))
+            _, want = onnx_runtime.flatten(canonical_detections(reference.module(*batch)))
+            _, got = onnx_runtime.flatten(canonical_detections(candidate.module(*batch)))
         for w, g in zip(want, got):
             if w.shape != g.shape:
                 diff = math.inf
@@ -323,7 +323,7 @@ def export(
     from eyescan import __version__
 
     data, card = export_bytes(registry, task, loaded, size, opset)
-    parity = check_parity(registry, task, loaded, onnx_backend.loaded_from_bytes(data, card), size)
+    parity = check_parity(registry, task, loaded, onnx_runtime.loaded_from_bytes(data, card), size)
     if not parity["ok"]:
         raise EyescanError(
             f"{task.name}/{loaded.name}: ONNX parity check failed (max |torch - onnx| "
@@ -341,5 +341,5 @@ def export(
         "eyescan_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_text(onnx_backend.card_path(out), json.dumps(card, indent=2) + "\n")
+    write_text(onnx_runtime.card_path(out), json.dumps(card, indent=2) + "\n")
     return card
