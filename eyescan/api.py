@@ -29,6 +29,7 @@ from eyescan.data.readers import (
     read_samples,
     read_split,
     read_voc_xml,
+    split_of,
 )
 from eyescan.engine import recipes
 from eyescan.errors import DataError, EyescanError, ImageReadError, UnknownNameError, WeightsError
@@ -78,6 +79,7 @@ __all__ = [
     "read_voc_xml",
     "read_box_csv",
     "read_csv_rows",
+    "split_of",
     "DataError",
     "ImageReadError",
     "WeightsError",

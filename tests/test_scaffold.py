@@ -1,12 +1,13 @@
 """``eyescan plugin new``: each kind's plugin registers through its entry point, trains,
-predicts and evaluates through the CLI, passes its own tests and the linter; the
-built-in plugins have the scaffold's layout."""
+predicts and evaluates through the CLI, passes its own tests and the linter, and keeps
+the import rules; the built-in plugins have the required layout."""
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata as metadata
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -120,13 +121,71 @@ def test_generated_plugin_trains_predicts_evaluates(kind, generated, tmp_path, m
     assert records and all(r["ok"] and not validate_prediction(r) for r in records)
     assert all((out / f).exists() for r in records for f in r["files"].values())
 
-    evaluated = invoke_cli("evaluate", name, data, "--weights", weights, "--json")
+    plots = tmp_path / "plots"
+    evaluated = invoke_cli("evaluate", name, data, "--weights", weights, "--plots", plots, "--json")
     assert evaluated.exit_code == 0, evaluated.output
     lines = json_lines(evaluated.stdout)
-    assert lines[-1]["kind"] == "summary" and lines[-1]["images"] == len(lines) - 1
+    summary = lines[-1]
+    assert summary["kind"] == "summary" and summary["images"] == len(lines) - 1
+    assert summary["split"] == "test" and summary["data_split"]["split"] == "test"
+    assert summary["data_split"]["count"] == summary["images"]
+    assert summary["ci95"] and summary["ci_method"].startswith("percentile bootstrap")
+    figures = {p.name for p in plots.glob("*.png")}
+    expected = {
+        "classify": {"roc.png", "pr.png", "confusion.png", "calibration.png"},
+        "segment": {"roc.png", "pr.png"},
+        "detect": set(),
+    }[kind]
+    assert expected <= figures, figures
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_unsplit_csv_with_mapped_columns_is_held_out_through_the_cli(
+    generated, tmp_path, monkeypatch
+):
+    root = generated["classify"]
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("EYESCAN_LOAD_PLUGINS", "")
+    name, plugin = load_by_entry_point(root)
+    use_plugins((name, plugin))
+    tests = generated_tests(root)
+    data = tests.make_dataset(tmp_path / "data", split=False)
+    rows = ["path,diagnosis,infant"]
+    for label, folder in enumerate(tests.CLASSES):
+        for i, image in enumerate(sorted((data / folder).glob("*.png"))):
+            rows.append(f"{folder}/{image.name},{label},{folder}{i // 2}")
+    table = data / "table.csv"
+    table.write_text("\n".join(rows) + "\n")
+    mapping = "image=path,label=diagnosis,patient=infant"
+    recipe = next((root / f"eyescan_{name}" / "recipes").glob("*.json"))
+    trained = invoke_cli(
+        "train", name, table, "--columns", mapping, "--config", recipe, "--out", tmp_path / "r"
+    )
+    assert trained.exit_code == 0, trained.output
+    weights = tmp_path / "r" / "tiny_cnn.safetensors"
+    card = json.loads(weights.with_suffix(".json").read_text())
+    evaluated = invoke_cli(
+        "evaluate", name, table, "--columns", mapping, "--weights", weights, "--json"
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    scored = json_lines(evaluated.stdout)[-1]["data_split"]
+    assert (
+        "hold-out" in scored["rule"]
+        and scored["count"] + card["training"]["data"]["count"] == len(rows) - 1
+    )
+    assert set(scored["ids"]).isdisjoint(card["training"]["data"]["ids"])
+    refused = invoke_cli(
+        "evaluate", name, table, "--columns", mapping, "--weights", weights, "--holdout", "0"
+    )
+    assert refused.exit_code == 1 and "--holdout" in refused.stderr
 
 
 def test_generated_plugins_pass_their_own_tests(generated):
+    count = sum(
+        path.read_text().count("\ndef test_")
+        for root in generated.values()
+        for path in (root / "tests").glob("test_*.py")
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(r) for r in generated.values())}
     env.pop("EYESCAN_LOAD_PLUGINS", None)
     env["OMP_NUM_THREADS"] = "1"  # tiny models: threads only add overhead
@@ -140,7 +199,7 @@ def test_generated_plugins_pass_their_own_tests(generated):
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "15 passed" in result.stdout
+    assert f"{count} passed" in result.stdout
 
 
 def test_generated_hooks_import_no_torch(generated):
@@ -202,14 +261,14 @@ def test_incompatible_contract_is_refused_with_a_clear_message(generated, monkey
 
 
 def layout_problems(root: Path) -> list[str]:
-    """How a plugin folder differs from what ``eyescan plugin new`` writes."""
+    """How a plugin folder differs from the required layout (what ``eyescan plugin new`` writes)."""
     name = root.name
     package = f"eyescan_{name.replace('-', '_')}"
-    problems = []
-    for relative in scaffold.plan(name, "classify"):
-        path = root / relative
-        if relative.endswith(".py") and relative.startswith(package) and not path.exists():
-            problems.append(f"{relative} is missing")
+    problems = [
+        f"{package}/{module} is missing"
+        for module in scaffold.PLUGIN_MODULES
+        if not (root / package / module).exists()
+    ]
     for relative in ("README.md", f"{package}/weights", f"{package}/recipes"):
         if not (root / relative).exists():
             problems.append(f"{relative} is missing")
@@ -223,7 +282,67 @@ def layout_problems(root: Path) -> list[str]:
         problems.append(f'entry point is not [project.entry-points.eyescan] {name} = "{package}"')
     if not any(d.replace(" ", "").startswith("eyescan>=") for d in project["dependencies"]):
         problems.append("no eyescan>=… dependency")
-    return problems + init_problems(root / package / "__init__.py")
+    problems += init_problems(root / package / "__init__.py")
+    return problems + import_problems(root / package, package)
+
+
+def module_imports(folder: Path, package: str) -> dict[str, set[str]]:
+    """Every module of the package → the modules it imports (at module or function level)."""
+    found: dict[str, tuple[set[str], set[str]]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        parts = [package, *path.relative_to(folder).with_suffix("").parts]
+        is_package = parts[-1] == "__init__"
+        parts = parts[:-1] if is_package else parts
+        modules, members = set(), set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from .data import x
+                    anchor = parts if is_package else parts[:-1]
+                    anchor = anchor[: len(anchor) - node.level + 1]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                modules.add(base)
+                members.update(f"{base}.{alias.name}" for alias in node.names)
+        found[".".join(parts)] = (modules, members)
+    # "from package import data" imports the module package.data
+    return {name: modules | (members & set(found)) for name, (modules, members) in found.items()}
+
+
+def import_problems(folder: Path, package: str) -> list[str]:
+    """The import rules: the core only through ``eyescan.api``, no other plugin, no circles
+    between the package's modules, ``evaluation`` never reaching ``training``."""
+    if not folder.is_dir():
+        return []
+    graph = module_imports(folder, package)
+    problems = []
+    for module, names in graph.items():
+        for name in sorted(names):
+            top = name.split(".")[0]
+            if top == "eyescan" and name != "eyescan.api":
+                problems.append(f"{module} imports {name} (only eyescan.api)")
+            elif top.startswith("eyescan_") and top != package:
+                problems.append(f"{module} imports another plugin, {top}")
+    # edges between the package's own modules (the package itself holds hooks only)
+    edges = {m: {n for n in names if n in graph and n != package} for m, names in graph.items()}
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for following in edges.get(todo.pop(), ()):
+                if following not in seen:
+                    seen.add(following)
+                    todo.append(following)
+        return seen
+
+    for module in sorted(edges):
+        if module != package and module in reachable(module):
+            problems.append(f"{module} is in an import circle")
+    evaluation, training = f"{package}.evaluation", f"{package}.training"
+    if evaluation in graph and training in reachable(evaluation):
+        problems.append(f"{evaluation} imports {training} (directly or not)")
+    return problems
 
 
 def init_problems(path: Path) -> list[str]:
@@ -255,11 +374,32 @@ def init_problems(path: Path) -> list[str]:
 def test_scaffold_output_passes_the_layout_check(generated):
     for root in generated.values():
         assert layout_problems(root) == []
+        package = root / f"eyescan_{root.name.replace('-', '_')}"
+        assert {p.name for p in package.glob("*.py")} == set(scaffold.PLUGIN_MODULES)
+
+
+def test_import_check_finds_circles_core_imports_and_evaluation_using_training(tmp_path):
+    package = tmp_path / "eyescan_bad"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "task.py").write_text("def train():\n    from eyescan_bad.training import t\n")
+    (package / "training.py").write_text("from eyescan_bad.task import train\n")
+    (package / "evaluation.py").write_text(
+        "from eyescan.data.splits import hold_out\nfrom .training import train\n"
+    )
+    (package / "data.py").write_text("from eyescan.api import splits\nimport eyescan_rop\n")
+    problems = import_problems(package, "eyescan_bad")
+    assert "eyescan_bad.task is in an import circle" in problems
+    assert "eyescan_bad.training is in an import circle" in problems
+    assert "eyescan_bad.evaluation imports eyescan_bad.training (directly or not)" in problems
+    assert "eyescan_bad.evaluation imports eyescan.data.splits (only eyescan.api)" in problems
+    assert "eyescan_bad.data imports another plugin, eyescan_rop" in problems
+    assert len(problems) == 5, problems  # eyescan.api is fine
 
 
 @pytest.mark.parametrize(
     "plugin",
     sorted(p.name for p in (REPO / "plugins").iterdir() if (p / "pyproject.toml").exists()),
 )
-def test_builtin_plugin_has_the_scaffold_layout(plugin):
+def test_builtin_plugin_has_the_required_layout(plugin):
     assert layout_problems(REPO / "plugins" / plugin) == []

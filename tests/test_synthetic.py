@@ -12,7 +12,6 @@ from scipy import ndimage
 
 from eyescan.data.synthetic import (
     SyntheticFundus,
-    grade_from_lesions,
     make_fundus,
     write_drive_layout,
     write_folder,
@@ -29,18 +28,18 @@ def _assert_equal(a: SyntheticFundus, b: SyntheticFundus) -> None:
     np.testing.assert_array_equal(a.image, b.image)
     for name in MASKS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    assert a.disc_center == b.disc_center and a.grade == b.grade
+    assert a.disc_center == b.disc_center and a.lesion_counts == b.lesion_counts
 
 
 def test_deterministic_for_seed() -> None:
     _assert_equal(make_fundus(128, seed=5), make_fundus(128, seed=5))
-    _assert_equal(make_fundus(128, seed=5, grade=4), make_fundus(128, seed=5, grade=4))
+    _assert_equal(make_fundus(128, seed=5, severity=4), make_fundus(128, seed=5, severity=4))
     assert not np.array_equal(make_fundus(128, seed=5).image, make_fundus(128, seed=6).image)
 
 
 @pytest.mark.parametrize("size, shape", [(96, (96, 96)), ((120, 150), (120, 150))])
 def test_shapes_and_dtypes(size: int | tuple[int, int], shape: tuple[int, int]) -> None:
-    f = make_fundus(size, seed=1, grade=2)
+    f = make_fundus(size, seed=1, severity=2)
     assert f.image.shape == (*shape, 3) and f.image.dtype == np.uint8
     for name in MASKS:
         m = getattr(f, name)
@@ -48,14 +47,19 @@ def test_shapes_and_dtypes(size: int | tuple[int, int], shape: tuple[int, int]) 
     assert f.neovascular is not None and f.neovascular.shape == shape
     r, c = f.disc_center
     assert f.fov[r, c]
-    assert isinstance(f.grade, int)
+    assert f.severity == 2 and set(f.lesion_counts) == {
+        "microaneurysms",
+        "haemorrhages",
+        "exudates",
+        "neovascular",
+    }
 
 
-def test_size_too_small_and_bad_grade() -> None:
+def test_size_too_small_and_bad_severity() -> None:
     with pytest.raises(ValueError):
         make_fundus(8)
     with pytest.raises(ValueError):
-        make_fundus(64, grade=5)
+        make_fundus(64, severity=5)
 
 
 def test_fov_is_centred_circle_and_background_dark() -> None:
@@ -102,35 +106,43 @@ def test_vessel_mask_matches_painted_pixels() -> None:
 
 def test_no_lesions_by_default() -> None:
     f = make_fundus(128, seed=0)
-    assert f.grade == 0
+    assert f.severity == 0 and not any(f.lesion_counts.values())
     for name in ("microaneurysms", "haemorrhages", "exudates", "neovascular"):
         assert not getattr(f, name).any(), name
 
 
-@pytest.mark.parametrize("grade", [0, 1, 2, 3, 4])
+def _counts_match_masks(f: SyntheticFundus) -> None:
+    """``lesion_counts`` says what the masks hold (blobs never touch, so components = lesions)."""
+    assert f.lesion_counts["microaneurysms"] == _count(f.microaneurysms)
+    assert f.lesion_counts["haemorrhages"] == _count(f.haemorrhages)
+    assert (f.lesion_counts["exudates"] > 0) == bool(f.exudates.any())
+    assert (f.lesion_counts["neovascular"] > 0) == bool(f.neovascular.any())
+
+
+@pytest.mark.parametrize("severity", [0, 1, 2, 3, 4])
 @pytest.mark.parametrize("size, seed", [(96, 0), (96, 1), (192, 2), (192, 3)])
-def test_grade_pattern(grade: int, size: int, seed: int) -> None:
-    f = make_fundus(size, seed=seed, grade=grade)
-    assert f.grade == grade
+def test_severity_pattern(severity: int, size: int, seed: int) -> None:
+    f = make_fundus(size, seed=seed, severity=severity)
+    assert f.severity == severity
+    _counts_match_masks(f)
     n_ma, n_h = _count(f.microaneurysms), _count(f.haemorrhages)
     has_ex, has_nv = bool(f.exudates.any()), bool(f.neovascular.any())
-    assert f.grade == grade_from_lesions(n_ma, n_h, int(has_ex), has_nv)
-    if grade == 0:
+    if severity == 0:
         assert n_ma == n_h == 0 and not has_ex and not has_nv
-    elif grade == 1:
+    elif severity == 1:
         assert n_ma > 0 and n_h == 0 and not has_ex and not has_nv
-    elif grade == 2:
+    elif severity == 2:
         assert n_ma > 0 and (0 < n_h < 10 or has_ex) and n_h < 10 and not has_nv
-    elif grade == 3:
+    elif severity == 3:
         assert n_ma > 0 and n_h >= 10 and not has_nv
     else:
         assert n_ma > 0 and n_h >= 10 and has_ex and has_nv
         assert not (f.neovascular & ~f.vessels).any()
 
 
-@pytest.mark.parametrize("grade", [1, 2, 3, 4])
-def test_lesion_masks_disjoint_and_in_fov(grade: int) -> None:
-    f = make_fundus(256, seed=7, grade=grade)
+@pytest.mark.parametrize("severity", [1, 2, 3, 4])
+def test_lesion_masks_disjoint_and_in_fov(severity: int) -> None:
+    f = make_fundus(256, seed=7, severity=severity)
     masks = [f.vessels, f.microaneurysms, f.haemorrhages, f.exudates]
     for i, a in enumerate(masks):
         for b in masks[i + 1 :]:
@@ -149,25 +161,14 @@ def test_lesion_masks_disjoint_and_in_fov(grade: int) -> None:
 def test_random_lesions_consistent() -> None:
     for seed in range(6):
         f = make_fundus(160, seed=seed, lesions=True)
-        assert 1 <= f.grade <= 4
-        n_ma, n_h = _count(f.microaneurysms), _count(f.haemorrhages)
-        assert f.grade == grade_from_lesions(
-            n_ma, n_h, int(f.exudates.any()), bool(f.neovascular.any())
-        )
+        assert 1 <= f.severity <= 4
+        _counts_match_masks(f)
     f = make_fundus(160, seed=3, lesions=12)
     n = _count(f.microaneurysms) + _count(f.haemorrhages)
     assert 0 < n <= 12
-    assert f.grade in (1, 2, 3)
-    assert make_fundus(160, seed=3, lesions=0).grade == 0
-
-
-def test_grade_from_lesions_rule() -> None:
-    assert grade_from_lesions(0, 0, 0, False) == 0
-    assert grade_from_lesions(3, 0, 0, False) == 1
-    assert grade_from_lesions(3, 2, 0, False) == 2
-    assert grade_from_lesions(3, 0, 4, False) == 2
-    assert grade_from_lesions(3, 10, 0, False) == 3
-    assert grade_from_lesions(3, 12, 5, True) == 4
+    _counts_match_masks(f)
+    assert f.lesion_counts["neovascular"] == 0
+    assert not any(make_fundus(160, seed=3, lesions=0).lesion_counts.values())
 
 
 def test_write_drive_layout(tmp_path: Path) -> None:

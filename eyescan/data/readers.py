@@ -132,8 +132,9 @@ def split_of(value: str | None, where: str) -> str | None:
 class ManifestReader:
     """CSV manifest: ``image`` column, mask columns, optional ``fov``, ``label`` and ``split``.
 
-    Paths are relative to the CSV's folder. Rows without a ``split`` column
-    value belong to every split. ``mask_columns`` maps a mask name to its column.
+    Paths are relative to the CSV's folder; a sample's id is its image path
+    without the suffix. Rows without a ``split`` value carry none (the
+    hold-out rule divides them). ``mask_columns`` maps a mask name to its column.
     """
 
     description = "CSV manifest with columns image, <masks>, [fov], [label], [split]"
@@ -165,7 +166,7 @@ class ManifestReader:
                     raise DataError(f"{where}: label {row['label']!r} is not an integer") from None
             samples.append(
                 Sample(
-                    Path(row["image"]).stem,
+                    Path(row["image"]).with_suffix("").as_posix(),
                     image,
                     masks,
                     fov,
@@ -203,7 +204,7 @@ class ClassFolderReader:
     (the hold-out rule divides them).
     """
 
-    description = "class folders: [train|test/]<class>/<images>"
+    description = "class folders: [train|val|test/]<class>/<images>"
 
     def __init__(self, classes: list[str] | None = None):
         self.classes = classes
@@ -289,10 +290,13 @@ def read_voc_xml(path: Path) -> BoxAnnotation:
     return ann
 
 
-def read_box_csv(path: Path) -> dict[str, BoxAnnotation]:
-    """Boxes from a CSV with columns ``image,label,xmin,ymin,xmax,ymax`` (one box a row)."""
+def read_box_csv(path: Path, columns: dict[str, str] | None = None) -> dict[str, BoxAnnotation]:
+    """Boxes from a CSV with columns ``image,label,xmin,ymin,xmax,ymax`` (one box a row).
+
+    ``columns`` maps those names to the file's own (``--columns``).
+    """
     path = Path(path)
-    rows = _csv_dicts(path, "box CSV")
+    rows = read_csv_rows(path, (), columns) if columns else _csv_dicts(path, "box CSV")
     needed = {"image", "label", "xmin", "ymin", "xmax", "ymax"}
     if rows and not needed <= set(rows[0]):
         raise DataError(f"{path}: box CSV needs columns {', '.join(sorted(needed))}")

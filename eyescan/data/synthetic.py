@@ -5,14 +5,17 @@ optic disc, a darker macula, a branching vessel tree and, optionally, diabetic-r
 lesions. Every mask is exact: a pixel is in a mask if and only if it was painted as that
 structure. The pictures are plausible, not realistic; no accuracy claim may rest on them.
 
-Grading rule (a simplification of the ICDR scale, see :func:`grade_from_lesions`):
+Lesion load (``severity``; what each level draws, nothing more: how a task grades
+the lesions is the task's business, e.g. the drgrade plugin's rule):
 
 * 0 -- no lesions;
 * 1 -- microaneurysms only;
-* 2 -- fewer than 10 haemorrhage blobs and/or hard exudates (plus microaneurysms);
-* 3 -- 10 or more haemorrhage blobs, no neovascularisation;
-* 4 -- neovascular-like tangles of fine vessels (generated together with many haemorrhages
-  and exudates).
+* 2 -- microaneurysms plus a few (under 10) haemorrhage blobs and/or one exudate cluster;
+* 3 -- microaneurysms plus 10 or more haemorrhage blobs, sometimes an exudate cluster;
+* 4 -- as 3 with several exudate clusters and neovascular-like tangles of fine vessels.
+
+``SyntheticFundus.lesion_counts`` says how many of each were drawn (a crowded or small
+image may hold fewer than planned).
 
 Lesions never touch each other (except exudate spots, which may merge within a cluster),
 the vessels, the optic disc or the FOV border, so the number of 8-connected components of
@@ -23,7 +26,7 @@ Only numpy, scipy and scikit-image are used to generate; the writers use Pillow 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +34,16 @@ from scipy import ndimage
 from skimage.transform import resize
 
 __all__ = [
+    "SEVERITY_LEVELS",
     "SyntheticFundus",
-    "grade_from_lesions",
     "make_fundus",
     "write_drive_layout",
     "write_folder",
 ]
 
 _MIN_SIZE = 32
+#: Lesion-load levels of :func:`make_fundus` (``severity``).
+SEVERITY_LEVELS = (0, 1, 2, 3, 4)
 
 
 @dataclass
@@ -56,25 +61,13 @@ class SyntheticFundus:
     microaneurysms: np.ndarray  # bool H×W
     haemorrhages: np.ndarray  # bool H×W
     exudates: np.ndarray  # bool H×W, hard exudates (yellow)
-    grade: int  # 0-4, see grade_from_lesions
-    neovascular: np.ndarray | None = None  # bool H×W, new-vessel tangles (grade 4)
+    neovascular: np.ndarray | None = None  # bool H×W, new-vessel tangles (severity 4)
     disc_radius: float = 0.0  # horizontal optic-disc radius in pixels
     fovea_center: tuple[int, int] | None = None  # (row, col) of the fovea
-
-
-def grade_from_lesions(
-    n_microaneurysms: int, n_haemorrhages: int, n_exudates: int, neovascular: bool
-) -> int:
-    """Return the 0-4 grade that the generator assigns to a set of lesions."""
-    if neovascular:
-        return 4
-    if n_haemorrhages >= 10:
-        return 3
-    if n_haemorrhages > 0 or n_exudates > 0:
-        return 2
-    if n_microaneurysms > 0:
-        return 1
-    return 0
+    #: Lesions drawn: ``microaneurysms``, ``haemorrhages`` (blobs), ``exudates`` (spots),
+    #: ``neovascular`` (tangles).
+    lesion_counts: dict[str, int] = field(default_factory=dict)
+    severity: int = 0  # the lesion-load level drawn (0 when no lesions were asked for)
 
 
 @dataclass
@@ -102,32 +95,39 @@ def _resolve_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
-def _plan_lesions(rng: np.random.Generator, lesions: bool | int, grade: int | None) -> _Plan:
-    """Decide how many lesions of each kind to draw."""
-    if grade is None:
+def _plan_lesions(
+    rng: np.random.Generator, lesions: bool | int, severity: int | None
+) -> tuple[_Plan, int]:
+    """Decide how many lesions of each kind to draw; also the severity level drawn."""
+    if severity is None:
         if isinstance(lesions, (bool, np.bool_)):
             if not lesions:
-                return _Plan()
-            grade = int(rng.integers(1, 5))
+                return _Plan(), 0
+            severity = int(rng.integers(1, 5))
         else:
             n = int(lesions)
             if n < 0:
                 raise ValueError(f"lesions must be >= 0, got {n}")
             n_ma, n_haem, n_ex = (int(v) for v in rng.multinomial(n, [0.5, 0.3, 0.2]))
-            return _Plan(n_ma, n_haem, (n_ex,) if n_ex else ())
-    if grade not in (0, 1, 2, 3, 4):
-        raise ValueError(f"grade must be in 0..4, got {grade}")
+            return _Plan(n_ma, n_haem, (n_ex,) if n_ex else ()), 0
+    if severity not in SEVERITY_LEVELS:
+        raise ValueError(f"severity must be in 0..4, got {severity}")
+    return _severity_plan(rng, severity), severity
+
+
+def _severity_plan(rng: np.random.Generator, severity: int) -> _Plan:
+    """The lesions of one severity level (see the module docstring)."""
     ri = rng.integers
-    if grade == 0:
+    if severity == 0:
         return _Plan()
-    if grade == 1:
+    if severity == 1:
         return _Plan(n_ma=int(ri(2, 9)))
-    if grade == 2:
+    if severity == 2:
         variant = int(ri(3))  # 0: haemorrhages, 1: exudates, 2: both
         n_haem = int(ri(1, 7)) if variant != 1 else 0
         clusters = (int(ri(3, 9)),) if variant != 0 else ()
         return _Plan(int(ri(2, 10)), n_haem, clusters)
-    if grade == 3:
+    if severity == 3:
         clusters = (int(ri(3, 9)),) if rng.random() < 0.5 else ()
         return _Plan(int(ri(5, 16)), int(ri(10, 18)), clusters)
     clusters = tuple(int(ri(4, 13)) for _ in range(int(ri(2, 4))))
@@ -432,21 +432,21 @@ def make_fundus(
     size: int | tuple[int, int] = 256,
     seed: int = 0,
     lesions: bool | int = False,
-    grade: int | None = None,
+    severity: int | None = None,
 ) -> SyntheticFundus:
     """Generate a synthetic fundus image with exact masks; deterministic for a given seed.
 
-    ``size`` is an int (square) or ``(H, W)``, at least 32 px. ``lesions=True`` draws lesions
-    of a random grade 1-4; an int ``n`` draws about ``n`` lesions of mixed kinds (microaneurysms,
-    haemorrhages, one exudate cluster; no neovascularisation). ``grade=N`` draws lesions
-    consistent with grade ``N`` and overrides ``lesions``; ``ValueError`` if the image is too
-    small to hold them (grades 3-4 need about 80 px or more).
-    The returned ``grade`` always follows :func:`grade_from_lesions`.
+    ``size`` is an int (square) or ``(H, W)``, at least 32 px. ``lesions=True`` draws the
+    lesions of a random severity level 1-4; an int ``n`` draws about ``n`` lesions of mixed
+    kinds (microaneurysms, haemorrhages, one exudate cluster; no neovascularisation).
+    ``severity=N`` (0-4, see the module docstring) draws level ``N``'s lesions and overrides
+    ``lesions``. ``lesion_counts`` of the result says what was drawn: a small or crowded
+    image holds fewer lesions than planned (levels 3-4 need about 80 px or more).
     """
     h, w = _resolve_size(size)
     rng = np.random.default_rng(seed)
     g = _Geometry(h, w, rng)
-    plan = _plan_lesions(rng, lesions, grade)
+    plan, level = _plan_lesions(rng, lesions, severity)
 
     # Vessels: geometry, then exact masks.
     polys: list[_Poly] = []
@@ -466,10 +466,12 @@ def make_fundus(
 
     ma, haem, ex, counts = _place_lesions(g, plan, vessels)
     n_ma, n_haem, n_ex = counts
-    got = grade_from_lesions(n_ma, n_haem, n_ex, bool(neovascular.any()))
-    incomplete = grade == 4 and (n_haem < 10 or n_ex == 0)
-    if grade is not None and (got != grade or incomplete):
-        raise ValueError(f"image of size {(h, w)} too small to draw grade {grade} lesions")
+    lesion_counts = {
+        "microaneurysms": n_ma,
+        "haemorrhages": n_haem,
+        "exudates": n_ex,
+        "neovascular": plan.n_nv if neovascular.any() else 0,
+    }
 
     # Background: base colour, illumination falloff, smooth texture, macula, optic disc.
     rho2 = ((yy - g.cy) ** 2 + (xx - g.cx) ** 2) / g.R**2
@@ -519,10 +521,11 @@ def make_fundus(
         microaneurysms=ma,
         haemorrhages=haem,
         exudates=ex,
-        grade=got,
         neovascular=neovascular,
         disc_radius=float(g.disc_r),
         fovea_center=(int(round(fy)), int(round(fx))),
+        lesion_counts=lesion_counts,
+        severity=level,
     )
 
 

@@ -1,13 +1,17 @@
 """``eyescan plugin new``: write a ready, installable task plugin from templates.
 
-The plugin has the shape of the built-in ones (``plugins/vessels``): a
+The plugin has the layout every plugin must have (docs/plugins.md): a
 ``pyproject.toml`` with the ``eyescan`` entry point, ``eyescan_<task>/`` with
-``__init__.py`` (hook implementations only), ``models.py``, ``losses.py``,
-``data.py``, ``task.py``, ``training.py``, ``recipes/`` and ``weights/``, a
-``README.md`` and ``tests/``. Templates live in ``eyescan/plugins/templates/plugin``:
-``common/`` for every kind, then ``classify/``, ``segment/`` or ``detect/``.
-A template is text with ``{{token}}`` placeholders (file names included); the
-``.tmpl`` suffix keeps pytest and ruff away from them.
+``__init__.py`` (hook implementations only, torch-free), ``task.py`` (the
+Task: preprocess, predict, outputs), ``data.py`` (readers of the
+``read(path, columns)`` protocol), ``models.py``, ``losses.py``,
+``training.py``, ``evaluation.py`` (never imports ``training.py``),
+``recipes/`` and ``weights/``, a ``README.md`` and ``tests/``. The generated
+code imports the core through ``eyescan.api`` only. Templates live in
+``eyescan/plugins/templates/plugin``: ``common/`` for every kind, then
+``classify/``, ``segment/`` or ``detect/``. A template is text with
+``{{token}}`` placeholders (file names included); the ``.tmpl`` suffix keeps
+pytest and ruff away from them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ TEMPLATE_SUFFIX = ".tmpl"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*")
 MAX_NAME_LENGTH = 30
 _TOKEN = re.compile(r"\{\{(\w+)\}\}")
+#: The modules every plugin package has (docs/plugins.md, "Layout"); extras may sit beside them.
+PLUGIN_MODULES = (
+    "__init__.py",
+    "task.py",
+    "data.py",
+    "models.py",
+    "losses.py",
+    "training.py",
+    "evaluation.py",
+)
 
 
 class ScaffoldError(EyescanError):

@@ -2,10 +2,12 @@
 
 Where things live: models in ``models.py``, losses in ``losses.py``, data
 readers and the square FOV view in ``data.py``, lesion classes and the
-lesion-based grade in ``lesions.py``, metrics in ``scoring.py``, prediction and
-outputs in ``task.py``, training and evaluation in ``training.py``, the
-synthetic data set in ``synthetic_set.py``, shipped weights + model cards in
-``weights/``.
+lesion-based grade in ``lesions.py``, running the models on square views in
+``inference.py``, the Task (prediction, outputs) in ``task.py``, training in
+``training.py``, evaluation and its metrics in ``evaluation.py``, the
+synthetic data set and its grading rule in ``synthetic_set.py``, shipped
+weights + model cards in ``weights/``. Imports go one way: task -> training ->
+evaluation -> inference -> data/models/losses/lesions.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """DR data: grade tables, lesion boxes (VOC XML / CSV), class folders, and the
 distortion-free square view of a fundus photograph.
 
-Readers return :class:`DrSample` items: an image with its grade (``label``) and/or
-its lesion boxes (``boxes``, in the original image's pixels).
+Readers return ALL samples of a data set as :class:`DrSample` items: an image
+with its grade (``label``) and/or its lesion boxes (``boxes``, in the original
+image's pixels), its ``split`` (``train``/``val``/``test`` where the data set
+says, else None: the core's hold-out rule divides those) and its ``patient``.
+CSV columns are found by their usual names (eyescan, APTOS, EyePACS, IDRiD,
+Messidor spellings) or mapped with ``--columns image=…,label=…,patient=…``.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,19 +23,26 @@ from eyescan.api import (
     Sample,
     fundus,
     read_box_csv,
+    read_csv_rows,
     read_voc_xml,
+    split_of,
+    splits,
 )
 from eyescan_drgrade.lesions import N_GRADES
 
-#: Column names accepted for the image and the grade in grade tables
-#: (eyescan, APTOS 2019, EyePACS, IDRiD, Messidor spellings).
-IMAGE_COLUMNS = ("image", "id_code", "image_id", "image name", "image_name", "id", "filename")
-GRADE_COLUMNS = ("grade", "label", "diagnosis", "level", "retinopathy grade", "dr_grade")
+#: Column names recognised (case-insensitive) for each canonical column of a grade table.
+COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "image": ("image", "id_code", "image_id", "image name", "image_name", "id", "filename"),
+    "label": ("grade", "label", "diagnosis", "level", "retinopathy grade", "dr_grade"),
+    "split": ("split",),
+    "patient": ("patient", "patient_id", "patientid", "subject"),
+}
+IMAGE_COLUMNS = COLUMN_NAMES["image"]
+GRADE_COLUMNS = COLUMN_NAMES["label"]
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 IMAGE_FOLDERS = ("", "images", "JPEGImages", "train_images", "test_images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-
-
+#: Split cells as the readers accept them.
 @dataclass
 class DrSample(Sample):
     """A sample with optional lesion boxes (original-image pixels)."""
@@ -41,27 +51,29 @@ class DrSample(Sample):
 
 
 def _header(path: Path) -> list[str]:
+    """The CSV's column names ([] when it is not a readable table): for ``detect``."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return [c.strip().lower() for c in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = read_csv_rows(path)
+    except DataError:
         return []
+    return list(rows[0]) if rows else []
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    """CSV rows with lower-case, stripped column names."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return [
-                {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-                for row in csv.DictReader(handle)
-            ]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV ({exc})") from None
-
-
-def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
-    return next((n for n in names if n in columns), None)
+def column_mapping(header: list[str], columns: dict[str, str] | None) -> dict[str, str]:
+    """Canonical name -> the file's column: the user's ``columns`` first, then the
+    usual names of :data:`COLUMN_NAMES` (``grade`` is accepted for ``label``)."""
+    given = dict(columns or {})
+    if "grade" in given and "label" not in given:
+        given["label"] = given.pop("grade")
+    lower = {name.lower(): name for name in header}
+    mapping = {}
+    for canonical, names in COLUMN_NAMES.items():
+        found = next((lower[n] for n in names if n in lower), None)
+        if canonical in given:
+            mapping[canonical] = given[canonical]
+        elif found is not None:
+            mapping[canonical] = found
+    return {**given, **mapping}
 
 
 def find_image(base: Path, name: str) -> Path:
@@ -79,50 +91,67 @@ def find_image(base: Path, name: str) -> Path:
     raise DataError(f"{base}: image {name!r} not found (looked in {', '.join(IMAGE_FOLDERS[1:])})")
 
 
-def _in_split(row: dict[str, str], split: str) -> bool:
-    value = row.get("split", "")
-    return not value or value == split
-
-
-def read_grades(path: Path, split: str) -> list[DrSample]:
-    """Grade table: one row per image (image id or file, grade 0-4, optional split)."""
+def read_grades(path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
+    """Grade table: one row per image (image id or file, grade 0-4, optional split and
+    patient columns)."""
     path = Path(path)
-    rows = _rows(path)
-    columns = list(rows[0]) if rows else []
-    image_col, grade_col = _pick(columns, IMAGE_COLUMNS), _pick(columns, GRADE_COLUMNS)
-    if image_col is None or grade_col is None:
+    mapping = column_mapping(_header(path), columns)
+    try:
+        rows = read_csv_rows(path, ("image", "label"), mapping)
+    except DataError as exc:
         raise DataError(
-            f"{path}: a grade table needs an image column ({', '.join(IMAGE_COLUMNS)}) "
-            f"and a grade column ({', '.join(GRADE_COLUMNS)})"
-        )
+            f"{exc} (a grade table needs an image column: {', '.join(IMAGE_COLUMNS)}; "
+            f"and a grade column: {', '.join(GRADE_COLUMNS)})"
+        ) from None
     samples = []
     for number, row in enumerate(rows, start=2):
-        if not _in_split(row, split):
-            continue
+        where = f"{path}:{number}"
         try:
-            grade = int(float(row[grade_col]))
+            grade = int(float(row["label"]))
         except ValueError:
-            raise DataError(f"{path}:{number}: grade {row[grade_col]!r} is not a number") from None
+            raise DataError(f"{where}: grade {row['label']!r} is not a number") from None
         if not 0 <= grade < N_GRADES:
-            raise DataError(f"{path}:{number}: grade {grade} is outside 0-{N_GRADES - 1}")
-        image = find_image(path.parent, row[image_col])
-        samples.append(DrSample(Path(row[image_col]).stem, image, label=grade))
+            raise DataError(f"{where}: grade {grade} is outside 0-{N_GRADES - 1}")
+        image = find_image(path.parent, row["image"])
+        samples.append(
+            DrSample(
+                Path(row["image"]).stem,
+                image,
+                label=grade,
+                split=split_of(row.get("split"), where),
+                patient=row.get("patient") or None,
+            )
+        )
     if not samples:
-        raise DataError(f"{path}: no rows for split {split!r}")
+        raise DataError(f"{path}: no rows")
     return samples
 
 
-def read_boxes(path: Path, split: str) -> list[DrSample]:
-    """Box table (``image,label,xmin,ymin,xmax,ymax[,split]``; one box a row)."""
+def read_boxes(path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
+    """Box table (``image,label,xmin,ymin,xmax,ymax[,split][,patient]``; one box a row;
+    ``columns`` maps the split and patient columns)."""
     path = Path(path)
-    splits = {row.get("image", ""): row.get("split", "") for row in _rows(path)}
+    marks: dict[str, tuple[str | None, str | None]] = {}
+    for number, row in enumerate(read_csv_rows(path, ("image",), columns), start=2):
+        split = split_of(row.get("split"), f"{path}:{number}")
+        known = marks.get(row["image"])
+        if known is not None and known[0] != split:
+            raise DataError(f"{path}:{number}: {row['image']} is in splits {known[0]} and {split}")
+        marks[row["image"]] = (split, row.get("patient") or None)
     samples = []
     for name, annotation in read_box_csv(path).items():
-        if splits.get(name) and splits[name] != split:
-            continue
-        samples.append(DrSample(Path(name).stem, find_image(path.parent, name), boxes=annotation))
+        split, patient = marks.get(name, (None, None))
+        samples.append(
+            DrSample(
+                Path(name).stem,
+                find_image(path.parent, name),
+                split=split,
+                patient=patient,
+                boxes=annotation,
+            )
+        )
     if not samples:
-        raise DataError(f"{path}: no images for split {split!r}")
+        raise DataError(f"{path}: no images")
     return samples
 
 
@@ -133,19 +162,20 @@ class GradeTableReader:
         path = Path(path)
         if path.suffix.lower() != ".csv" or not path.is_file():
             return False
-        columns = _header(path)
+        header = _header(path)
+        mapping = column_mapping(header, None)
         return (
-            _pick(columns, IMAGE_COLUMNS) is not None
-            and _pick(columns, GRADE_COLUMNS) is not None
-            and not set(BOX_COLUMNS) <= set(columns)
+            "image" in mapping
+            and "label" in mapping
+            and not set(BOX_COLUMNS) <= {c.lower() for c in header}
         )
 
-    def read(self, path: Path, split: str) -> list[DrSample]:
-        return read_grades(path, split)
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
+        return read_grades(path, columns)
 
 
 class BoxTableReader:
-    description = "CSV lesion boxes: image,label,xmin,ymin,xmax,ymax[,split]"
+    description = "CSV lesion boxes: image,label,xmin,ymin,xmax,ymax[,split][,patient]"
 
     def detect(self, path: Path) -> bool:
         path = Path(path)
@@ -155,8 +185,8 @@ class BoxTableReader:
             and set(BOX_COLUMNS) <= set(_header(path))
         )
 
-    def read(self, path: Path, split: str) -> list[DrSample]:
-        return read_boxes(path, split)
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
+        return read_boxes(path, columns)
 
 
 class VocFolderReader:
@@ -165,8 +195,9 @@ class VocFolderReader:
     ``ROOT/Annotations/*.xml`` or ``ROOT/*.xml`` (labelImg's Pascal VOC XML, saved
     beside the images by default), images in ``ROOT``,
     ``ROOT/images`` or ``ROOT/JPEGImages``, optional ``ROOT/grades.csv`` (image,
-    grade[, split]) and ``ROOT/ImageSets/Main/<split>.txt`` (image ids). The split
-    comes from ``grades.csv``'s split column, else from ImageSets, else all images.
+    grade[, split][, patient]) and ``ROOT/ImageSets/Main/{train,val,test}.txt``
+    (image ids). The split comes from ``grades.csv``'s split column, else from
+    ImageSets, else none (the core's hold-out rule divides the images).
     """
 
     description = "folder: Annotations/*.xml (labelImg VOC) and/or grades.csv, images/"
@@ -179,30 +210,42 @@ class VocFolderReader:
             or any(path.glob("*.xml"))
         )
 
-    def read(self, path: Path, split: str) -> list[DrSample]:
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
         root = Path(path)
         folder = root / "Annotations" if (root / "Annotations").is_dir() else root
         annotations = {}
         for xml in sorted(folder.glob("*.xml")):
             annotation = read_voc_xml(xml)
             annotations[Path(annotation.filename).stem or xml.stem] = annotation
-        if (root / "grades.csv").exists():
-            samples = read_grades(root / "grades.csv", split)
+        grades = root / "grades.csv"
+        if grades.exists():
+            samples = read_grades(grades, columns)
         else:
             samples = [
                 DrSample(stem, find_image(root, a.filename or stem))
                 for stem, a in annotations.items()
             ]
-        listed = root / "ImageSets" / "Main" / f"{split}.txt"
-        has_split_column = "split" in _header(root / "grades.csv")
-        if listed.exists() and not has_split_column:
-            wanted = set(listed.read_text(encoding="utf-8").split())
-            samples = [s for s in samples if s.id in wanted]
+        if not any(s.split for s in samples):
+            listed = self._listed(root)
+            for sample in samples:
+                sample.split = listed.get(sample.id)
         for sample in samples:
             sample.boxes = annotations.get(sample.id)
         if not samples:
-            raise DataError(f"{root}: no images for split {split!r}")
+            raise DataError(f"{root}: no images")
         return samples
+
+    @staticmethod
+    def _listed(root: Path) -> dict[str, str]:
+        """Image id -> split from ``ImageSets/Main/<split>.txt`` (when present)."""
+        listed: dict[str, str] = {}
+        for split in splits.SPLITS:
+            path = root / "ImageSets" / "Main" / f"{split}.txt"
+            if path.exists():
+                for name in path.read_text(encoding="utf-8").split():
+                    if listed.setdefault(name, split) != split:
+                        raise DataError(f"{path}: {name} is also in {listed[name]}.txt")
+        return listed
 
 
 def class_folder_reader() -> ClassFolderReader:

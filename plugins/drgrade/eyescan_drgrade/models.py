@@ -1,14 +1,13 @@
 """DR models: a grading classifier on a torchvision backbone, a Faster R-CNN lesion
 detector, and the two together (``DRScreen``).
 
-Every network is built with ``weights=None``: nothing is downloaded. ImageNet
-weights are used only when their file is already on disk
-(:func:`load_imagenet`), for transfer learning at training time.
+Every network is built with ``weights=None``: nothing is downloaded. Transfer
+learning starts from a local weights file named in the recipe's ``"init"``
+(``eyescan.api.init``; see the README), never from torch's cache.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +19,6 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from eyescan.api import WeightsError
 from eyescan_drgrade.lesions import COMBINE_RULES, LESION_CLASSES, N_GRADES
 
 #: Backbones a grader can use: torchvision builder, classifier attribute, CAM layer.
@@ -209,38 +207,6 @@ def parts(module: nn.Module) -> tuple[GradeNet | None, FasterRCNN | None]:
     if isinstance(module, FasterRCNN):
         return None, module
     raise TypeError(f"not a drgrade model: {type(module).__name__}")
-
-
-def imagenet_file(backbone: str) -> Path:
-    """Where torch keeps the ImageNet weights of ``backbone`` once downloaded."""
-    url = tv.get_model_weights(backbone).DEFAULT.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-
-
-def load_imagenet(target: nn.Module, source: Path, prefix: str = "", rename: str = "") -> int:
-    """Copy ImageNet tensors from a local torchvision state-dict file into ``target``.
-
-    Keys starting with ``prefix`` are renamed to start with ``rename``; tensors
-    whose name or shape does not fit are skipped (the new head). Loaded with
-    ``torch.load(weights_only=True)``. Returns the number of tensors copied.
-    """
-    source = Path(source)
-    if not source.is_file():
-        raise WeightsError(f"{source}: ImageNet weights file not found (nothing is downloaded)")
-    try:
-        state = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{source}: refused to load ({type(exc).__name__})") from None
-    own = target.state_dict()
-    fitting = {}
-    for key, value in state.items():
-        if not key.startswith(prefix):
-            continue
-        name = rename + key[len(prefix) :]
-        if name in own and tuple(own[name].shape) == tuple(value.shape):
-            fitting[name] = value
-    target.load_state_dict(fitting, strict=False)
-    return len(fitting)
 
 
 def grader(**options: Any) -> GradeNet:

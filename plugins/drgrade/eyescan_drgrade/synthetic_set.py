@@ -1,8 +1,11 @@
 """A synthetic graded fundus data set with lesion boxes, laid out as real data would be.
 
-Images come from :func:`eyescan.api.synthetic.make_fundus` with the grade asked
-for (the generator draws lesions consistent with it); boxes are the 8-connected
-components of its exact microaneurysm, haemorrhage and hard-exudate masks.
+Images come from :func:`eyescan.api.synthetic.make_fundus` at the lesion-load
+level (``severity``) of the grade asked for; the grade is then given by the
+documented rule of :func:`synthetic_grade` from the lesions actually drawn (an
+image that does not reach the grade is redrawn with another seed). Boxes are the
+8-connected components of the exact microaneurysm, haemorrhage and
+hard-exudate masks.
 Half the images are 3:2 (the aspect ratio the seed squashed), half square.
 
 Layout (what :class:`eyescan_drgrade.data.VocFolderReader` reads)::
@@ -23,7 +26,7 @@ import numpy as np
 
 from eyescan.api import BoxAnnotation, imageio
 from eyescan_drgrade.data import write_voc_xml
-from eyescan_drgrade.lesions import N_GRADES, boxes_from_mask
+from eyescan_drgrade.lesions import N_GRADES, boxes_from_mask, grade_from_lesions
 
 MASKS = {
     "microaneurysm": "microaneurysms",
@@ -32,16 +35,47 @@ MASKS = {
 }
 
 
+#: Haemorrhage blobs from which a synthetic image is severe NPDR (grade 3).
+SEVERE_HAEMORRHAGES = 10
+
+
+def synthetic_grade(counts: dict[str, int]) -> int:
+    """The 0-4 grade of a synthetic fundus from its ``lesion_counts`` (a simplification
+    of the ICDR scale): 4 neovascular tangles; 3 at least 10 haemorrhage blobs; 2 any
+    haemorrhage or hard exudate; 1 microaneurysms only; 0 no lesion.
+    Grades 0-3 are the lesion-based rule of :func:`eyescan_drgrade.lesions.grade_from_lesions`.
+    """
+    if counts.get("neovascular", 0):
+        return 4
+    return grade_from_lesions(
+        {
+            "microaneurysm": counts.get("microaneurysms", 0),
+            "haemorrhage": counts.get("haemorrhages", 0),
+            "hard_exudate": counts.get("exudates", 0),
+        },
+        SEVERE_HAEMORRHAGES,
+    )
+
+
+def reaches(counts: dict[str, int], grade: int) -> bool:
+    """True when the drawn lesions make the image the ``grade`` asked for (grade 4 also
+    needs its haemorrhages and exudates, not only new vessels)."""
+    complete = grade != 4 or (
+        counts.get("haemorrhages", 0) >= SEVERE_HAEMORRHAGES and counts.get("exudates", 0) > 0
+    )
+    return synthetic_grade(counts) == grade and complete
+
+
 def synthetic_image(size: int, grade: int, seed: int, wide: bool):
-    """A generated fundus of ``grade``; retries other seeds if the image is too small."""
+    """A generated fundus of ``grade``; redraws with other seeds if the image could
+    not hold the grade's lesions. The grade is in :func:`synthetic_grade`."""
     from eyescan.api import synthetic
 
     shape = (size, size * 3 // 2) if wide else (size, size)
     for attempt in range(20):
-        try:
-            return synthetic.make_fundus(shape, seed=seed + 7919 * attempt, grade=grade)
-        except ValueError:
-            continue
+        generated = synthetic.make_fundus(shape, seed=seed + 7919 * attempt, severity=grade)
+        if reaches(generated.lesion_counts, grade):
+            return generated
     raise ValueError(f"cannot draw grade {grade} at size {shape}")
 
 
@@ -74,7 +108,9 @@ def write_synthetic_set(
         imageio.save_png(image_path, generated.image)
         annotation = annotation_of(generated, image_path.name)
         write_voc_xml(root / "Annotations" / f"{name}.xml", annotation, image_path)
-        grades_rows.append([f"images/{image_path.name}", generated.grade, split])
+        grades_rows.append(
+            [f"images/{image_path.name}", synthetic_grade(generated.lesion_counts), split]
+        )
         for label, box in zip(annotation.labels, annotation.boxes):
             box_rows.append([f"images/{image_path.name}", label, *(int(v) for v in box), split])
         if not annotation.labels:  # an image without lesions still belongs to the set

@@ -1,11 +1,16 @@
-"""Training and evaluation of DR graders, lesion detectors and the two together.
+"""Training of DR graders, lesion detectors and the two together.
 
 ``--model grader`` (or another grader) trains the classifier, ``--model detector``
 the Faster R-CNN, ``--model screen`` both (into ``OUT/grader`` and
 ``OUT/detector``; or takes trained ones) and then joins them into
 ``OUT/screen.safetensors``.
 Recipes (``--config``): grader and detector keys below; for ``screen`` the
-sections ``"grader": {...}`` and ``"detector": {...}`` override the shared keys.
+sections ``"grader": {...}`` and ``"detector": {...}`` override the shared keys
+(``eyescan.api.recipes.merge_recipe``). Training reads the ``train`` split by the
+core's rule (``eyescan.api.read_split``: the data set's own split, else the
+hold-out that evaluation scores); the validation part is split off it with
+``eyescan.api.splits.hold_out`` (grouped by patient, stratified by grade), or is
+the data set's own ``val`` split.
 """
 
 from __future__ import annotations
@@ -17,31 +22,26 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from eyescan.api import (
     DataError,
     WeightsError,
     augment,
-    find_reader,
     fundus,
     get_registry,
     imageio,
+    read_split,
+    recipes,
+    splits,
     training,
     weights,
 )
+from eyescan.api import init as init_from_file
 from eyescan_drgrade import models
 from eyescan_drgrade.data import DrSample, square_fundus
+from eyescan_drgrade.evaluation import EVAL_BATCH, detection_metrics, grade_metrics
+from eyescan_drgrade.inference import image_tensor, normalise, run_detector
 from eyescan_drgrade.lesions import LESION_CLASSES, canonical_label, label_index
-from eyescan_drgrade.scoring import detection_metrics, grade_metrics
-from eyescan_drgrade.task import (
-    image_tensor,
-    normalise,
-    predict_items,
-    predict_settings,
-    run_detector,
-)
 
 #: Grader recipe: the seed's augmentation (rotation 180°, flips) plus colour jitter.
 GRADER_RECIPE: dict[str, Any] = {
@@ -52,13 +52,14 @@ GRADER_RECIPE: dict[str, Any] = {
     "weight_decay": 1e-4,
     "scheduler": "cosine",
     "val_fraction": 0.15,
-    "pretrained": "auto",
+    "init": "none",
     "sampler": "shuffle",
     "bn_recalibration": 20,
     "augment": {
         "rotation": 180.0,
         "hflip": True,
         "vflip": True,
+        "transpose": False,
         "brightness": 0.2,
         "contrast": 0.2,
         "saturation": 0.2,
@@ -76,7 +77,7 @@ DETECTOR_RECIPE: dict[str, Any] = {
     "scheduler": "cosine",
     "grad_clip": 10.0,
     "val_fraction": 0.15,
-    "pretrained": "auto",
+    "init": "none",
     "ignore_unknown_labels": False,
     "bn_recalibration": 20,
     "augment": {
@@ -91,36 +92,74 @@ DETECTOR_RECIPE: dict[str, Any] = {
     },
     "model_options": {},
 }
-EVAL_BATCH = 16
+#: Recipe sections of the two parts (``screen`` trains both).
+SECTIONS = ("grader", "detector")
+#: Where a plain ``"init": "FILE"`` goes: a torchvision ImageNet state dict of the backbone.
+INIT_DEFAULTS = {
+    "grader": {"into": "net"},
+    "detector": {"into": "backbone.body", "prefix": "features."},
+}
 
 
 def recipe(defaults: dict[str, Any], options: dict[str, Any], section: str | None) -> dict:
-    """Defaults, then the shared ``--config`` keys, then its ``section``, then CLI flags."""
-    config = dict(options.get("config") or {})
-    specific = config.pop(section, {}) if section else {}
-    config.pop("grader", None), config.pop("detector", None)
-    merged = {**defaults, **config, **specific}
-    for key in ("epochs", "batch_size"):
-        if options.get(key) is not None:
-            merged[key] = options[key]
-    return merged
+    """Defaults < ``--config`` < its ``section`` < CLI flags (the core's merge)."""
+    return recipes.merge_recipe(defaults, options, section, sections=SECTIONS)
+
+
+def init_spec(spec: Any, part: str) -> Any:
+    """The recipe's ``init``; a bare file name is a torchvision backbone state dict
+    (``INIT_DEFAULTS``), an object or list is passed on as written."""
+    if isinstance(spec, str) and spec not in ("", "none", "scratch"):
+        return {"file": spec, **INIT_DEFAULTS[part]}
+    return spec
 
 
 def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     registry = get_registry()
-    reader_name, reader = find_reader(registry, "drgrade", data, options.get("reader"))
     model_name = options.get("model") or task.default_model
     factory = registry.model("drgrade", model_name).factory
-    samples = reader.read(data, "train")
+    chosen = read_split(
+        registry,
+        "drgrade",
+        data,
+        "train",
+        options.get("reader"),
+        options.get("columns"),
+        options.get("holdout"),
+    )
     out = Path(options["out"])
-    context = {"data": str(data), "reader": reader_name, "command": options.get("command", "")}
+    context = {
+        "data": chosen.info,
+        "data_path": str(data),
+        "reader": chosen.reader,
+        "command": options.get("command", ""),
+    }
     module = factory(**(options.get("config") or {}).get("model_options", {}))
     if isinstance(module, models.DRScreen):
-        return train_screen(samples, options, out, context)
+        return train_screen(chosen.samples, options, out, context)
     part = "grader" if isinstance(module, models.GradeNet) else "detector"
     defaults = GRADER_RECIPE if part == "grader" else DETECTOR_RECIPE
     run = train_grader if part == "grader" else train_detector
-    return run(model_name, samples, recipe(defaults, options, None), options, out, context)
+    return run(model_name, chosen.samples, recipe(defaults, options, None), options, out, context)
+
+
+def _trained_part(part: str, path: Path) -> tuple[dict[str, Any], dict[str, Any], dict]:
+    """A trained grader or detector for a screen: (state, card, provenance), hash-checked
+    through ``api.models.load_companion``."""
+    from eyescan.api import models as loading
+
+    card = weights.read_card(path)
+    if (card.get("task"), card.get("model")) != ("drgrade", part):
+        raise WeightsError(
+            f"{path}: a screen needs a drgrade {part}, not {card.get('task')}/{card.get('model')}"
+        )
+    loaded = loading.load_companion(get_registry(), "drgrade", part, part, path)
+    provenance = {
+        "weights": str(path),
+        "sha256": loaded.sha256,
+        "synthetic_only": bool(loaded.card.get("synthetic_only")),
+    }
+    return loaded.module.state_dict(), loaded.card, provenance
 
 
 def train_screen(
@@ -145,60 +184,42 @@ def train_screen(
             result = run(part, samples, part_recipe, options, out / part, context)
             path = Path(result["weights"])
             summary.update({f"{part}_{k}": v for k, v in result.items()})
-        card = weights.read_card(path)
-        if (card.get("task"), card.get("model")) != ("drgrade", part):
-            raise WeightsError(
-                f"{path}: a screen needs a drgrade {part}, not "
-                f"{card.get('task')}/{card.get('model')}"
-            )
-        states[part] = weights.load_state_dict(path, card["sha256"])
+        states[part], card, provenance = _trained_part(part, path)
         screen_options[part] = card.get("model_options", {})
-        cards[part] = {"weights": str(path), "sha256": card["sha256"], **card["training"]}
+        cards[part] = {**provenance, **card["training"], "init": card.get("init", [])}
     module = models.DRScreen(**screen_options)
     weights.load_into(module.grader, states["grader"], cards["grader"]["weights"])
     weights.load_into(module.detector, states["detector"], cards["detector"]["weights"])
     path = out / "screen.safetensors"
-    weights.save_weights(
-        module,
-        path,
-        {
-            "task": "drgrade",
-            "model": "screen",
-            "model_options": screen_options,
-            "training": {**context, **cards},
-        },
-    )
+    card = {
+        "task": "drgrade",
+        "model": "screen",
+        "model_options": screen_options,
+        "training": {**context, **cards},
+    }
+    if any(c["synthetic_only"] for c in cards.values()):
+        card["synthetic_only"] = True  # a part trained on synthetic images only
+    weights.save_weights(module, path, card)
     return {"weights": str(path), **summary}
 
 
-def use_imagenet(target: nn.Module, backbone: str, choice: Any, prefix: str, rename: str) -> str:
-    """Start from ImageNet weights when asked and on disk; says what was done (model card).
-
-    ``choice``: ``"auto"`` (torch's cache file if present), ``"none"``, or a file path.
-    """
-    if choice in (None, False, "none"):
-        return "none"
-    path = models.imagenet_file(backbone) if choice in ("auto", "imagenet") else Path(choice)
-    if not path.is_file():
-        if choice == "auto":
-            return f"none (no ImageNet file at {path})"
-        raise WeightsError(f"{path}: ImageNet weights not found (nothing is downloaded)")
-    count = models.load_imagenet(target, path, prefix, rename)
-    return f"{path} ({count} tensors)"
-
-
-def hold_out(samples: list[Any], fraction: float, seed: int, key=None) -> tuple[list, list]:
-    """Split off a validation part (stratified by ``key`` when given), deterministically."""
-    rng = np.random.default_rng(seed)
-    groups: dict[Any, list[int]] = {}
-    for i, sample in enumerate(samples):
-        groups.setdefault(key(sample) if key else 0, []).append(i)
-    val: list[int] = []
-    for indices in groups.values():
-        n = int(round(len(indices) * fraction)) if len(indices) > 1 else 0
-        val += list(rng.permutation(indices)[:n])
-    chosen = set(val)
-    return [s for i, s in enumerate(samples) if i not in chosen], [samples[i] for i in sorted(val)]
+def validation_split(
+    samples: list[DrSample], fraction: float, seed: int
+) -> tuple[list[DrSample], list[DrSample], str]:
+    """The data set's ``val`` images, else a hold-out of the training part (grouped by
+    patient, stratified by grade: ``api.splits.hold_out``); and the rule used."""
+    marked = [s for s in samples if s.split == "val"]
+    if marked:
+        return [s for s in samples if s.split != "val"], marked, "the data set's val split"
+    kept, held = splits.hold_out(samples, fraction, seed)
+    return (
+        kept,
+        held,
+        (
+            f"hold-out {fraction:g} of the training part by patient, stratified by grade, "
+            f"seed {seed}"
+        ),
+    )
 
 
 def square_image(sample: DrSample, size: int) -> tuple[np.ndarray, Any]:
@@ -226,8 +247,9 @@ def _fit(
     options: dict[str, Any],
     out: Path,
     forward: Any = None,
+    init: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run :func:`eyescan.engine.training.fit` (``batches``: train, validation, validate;
+    """Run :func:`eyescan.api.training.fit` (``batches``: train, validation, validate;
     the last two None without a validation set) and summarise it."""
     train_batches, val_batches, validate = batches
     result = training.fit(
@@ -241,6 +263,7 @@ def _fit(
             "task": "drgrade",
             "model": card.pop("model"),
             "model_options": config.extra["model_options"],
+            "init": init or [],
             "training": card,
         },
         forward=forward,
@@ -248,12 +271,7 @@ def _fit(
         on_event=options.get("on_event"),
         resume=bool(options.get("resume")),
     )
-    return {
-        "weights": str(result.best_weights),
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "epochs_run": result.epochs_run,
-    }
+    return {**result.summary(), "data": card["data"], "init": init or []}
 
 
 def recalibrate_batch_norm(model: nn.Module, inputs: Any, forward: Any) -> None:
@@ -288,28 +306,6 @@ def epoch_batches(config: Any) -> tuple[int | None, int]:
 # -- grader -----------------------------------------------------------------
 
 
-def augment_views(
-    images: torch.Tensor, config: augment.AugmentConfig, generator: torch.Generator
-) -> torch.Tensor:
-    """Seed-like augmentation of square fundus views (N×3×S×S in [0, 1]): rotation
-    about the centre (black fill), flips, then brightness/contrast/saturation jitter
-    and noise."""
-    out = []
-    for image in images:
-        if config.rotation:
-            angle = float(
-                torch.empty(()).uniform_(-config.rotation, config.rotation, generator=generator)
-            )
-            image = TF.rotate(image, angle, interpolation=InterpolationMode.BILINEAR, fill=0.0)
-        flips = torch.rand(2, generator=generator)
-        if config.hflip and flips[0] < 0.5:
-            image = image.flip(-1)
-        if config.vflip and flips[1] < 0.5:
-            image = image.flip(-2)
-        out.append(augment.photometric(image, config, generator))
-    return torch.stack(out)
-
-
 def train_grader(
     model_name: str,
     samples: list[DrSample],
@@ -322,9 +318,9 @@ def train_grader(
     extra = config.extra
     graded = [s for s in samples if s.label is not None]
     if not graded:
-        raise DataError(f"{context['data']}: no grades in the training data")
-    train_set, val_set = hold_out(
-        graded, float(extra["val_fraction"]), config.seed, lambda s: s.label
+        raise DataError(f"{context['data_path']}: no grades in the training data")
+    train_set, val_set, val_rule = validation_split(
+        graded, float(extra["val_fraction"]), config.seed
     )
     size = module.image_size
     images = torch.from_numpy(np.stack([square_image(s, size)[0] for s in train_set]))
@@ -336,8 +332,8 @@ def train_grader(
         else None
     )
     val_y = torch.tensor([s.label for s in val_set], dtype=torch.long)
-    start = use_imagenet(module.net, module.backbone, extra.get("pretrained"), "", "")
-    augmentation = augment.AugmentConfig(**extra.get("augment", {}))
+    init = init_from_file.initialise(module, init_spec(extra.get("init"), "grader"))
+    augmentation = augment.AugmentConfig.from_dict(extra.get("augment"))
     counts = torch.bincount(grades, minlength=5).float()
     cap, calibration = epoch_batches(config)
 
@@ -352,7 +348,9 @@ def train_grader(
         starts = list(range(0, n, config.batch_size))[:cap]
         for begin in starts:
             index = order[begin : begin + config.batch_size]
-            views = augment_views(images[index].float() / 255.0, augmentation, generator)
+            views = torch.stack(
+                [augment.augment_image(v, augmentation, generator) for v in images[index] / 255.0]
+            )
             yield {"image": normalise(views), "grade": grades[index]}
         if calibration:
             plain = (
@@ -387,10 +385,11 @@ def train_grader(
             **context,
             "train_images": len(train_set),
             "val_images": len(val_set),
-            "initialisation": start,
+            "validation": val_rule,
         },
         options,
         out,
+        init=init,
     )
 
 
@@ -463,8 +462,10 @@ def train_detector(
     extra = config.extra
     annotated = [s for s in samples if getattr(s, "boxes", None) is not None]
     if not annotated:
-        raise DataError(f"{context['data']}: no lesion boxes in the training data")
-    train_set, val_set = hold_out(annotated, float(extra["val_fraction"]), config.seed)
+        raise DataError(f"{context['data_path']}: no lesion boxes in the training data")
+    train_set, val_set, val_rule = validation_split(
+        annotated, float(extra["val_fraction"]), config.seed
+    )
     size = module.image_size
     ignore = bool(extra.get("ignore_unknown_labels"))
 
@@ -475,9 +476,8 @@ def train_detector(
 
     train_items = [prepare(s) for s in train_set]
     val_items = [prepare(s) for s in val_set]
-    trunk = getattr(module, "trunk", "mobilenet_v3_small")
-    start = use_imagenet(module.backbone.body, trunk, extra.get("pretrained"), "features.", "")
-    augmentation = augment.AugmentConfig(**extra.get("augment", {}))
+    init = init_from_file.initialise(module, init_spec(extra.get("init"), "detector"))
+    augmentation = augment.AugmentConfig.from_dict(extra.get("augment"))
     cap, calibration = epoch_batches(config)
 
     def train_batches(epoch: int):
@@ -541,94 +541,10 @@ def train_detector(
             **context,
             "train_images": len(train_items),
             "val_images": len(val_items),
-            "initialisation": start,
+            "validation": val_rule,
         },
         options,
         out,
         forward=detector_forward,
+        init=init,
     )
-
-
-# -- evaluation ---------------------------------------------------------------
-
-
-def _prefixed(prefix: str, values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {f"{prefix}{k}": values[k] for k in keys if k in values}
-
-
-def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """Grading metrics (classifier, lesion-based, combined) and detection metrics."""
-    registry = get_registry()
-    reader_name, reader = find_reader(registry, "drgrade", data, options.get("reader"))
-    split = options.get("split") or "test"
-    samples = reader.read(data, split)
-    module = model.module
-    grader, detector = models.parts(module)
-    settings = predict_settings(module)
-    per_image, predictions, truths = [], [], []
-    rows: dict[str, list] = {"truth": [], "classifier": [], "lesions": [], "final": [], "p": []}
-    for begin in range(0, len(samples), EVAL_BATCH):
-        chunk = samples[begin : begin + EVAL_BATCH]
-        items = []
-        for sample in chunk:
-            original = imageio.read_image(sample.image)
-            square, frame = square_fundus(original)
-            items.append({"square": square, "frame": frame, "original": original})
-        for sample, prediction in zip(chunk, predict_items(module, items)):
-            values = prediction.values
-            record = {"id": sample.id, "input": str(sample.image), "grade_true": sample.label}
-            record.update({k: v for k, v in values.items() if not isinstance(v, (dict, list))})
-            if sample.label is not None:
-                rows["truth"].append(sample.label)
-                rows["final"].append(values["grade"])
-                rows["classifier"].append(values.get("grade_classifier"))
-                rows["lesions"].append(values.get("grade_lesions"))
-                rows["p"].append(values.get("referable_probability"))
-            if detector is not None and getattr(sample, "boxes", None) is not None:
-                predictions.append(prediction.arrays["detections"])
-                names = [canonical_label(n) for n in sample.boxes.labels]
-                truths.append(
-                    {
-                        "boxes": np.asarray(
-                            [b for b, n in zip(sample.boxes.boxes, names) if n], float
-                        ).reshape(-1, 4),
-                        "labels": [n for n in names if n],
-                    }
-                )
-                record["lesions_true"] = len(truths[-1]["labels"])
-                record["lesions_found"] = len(values["lesions"])
-            per_image.append(record)
-        if options.get("on_event"):
-            options["on_event"]({"event": "images", "done": begin + len(chunk)})
-    summary: dict[str, Any] = {
-        "data": str(data),
-        "reader": reader_name,
-        "split": split,
-        "images": len(samples),
-        "graded_images": len(rows["truth"]),
-        "annotated_images": len(truths),
-    }
-    keys = ("kappa", "accuracy", "referable_sensitivity", "referable_specificity")
-    if rows["truth"] and grader is not None:
-        summary.update(grade_metrics(rows["truth"], rows["classifier"], rows["p"]))
-        summary.pop("n")
-    if rows["truth"] and detector is not None:
-        lesion = grade_metrics(rows["truth"], rows["lesions"])
-        summary.update(_prefixed("lesion_grade_", lesion, keys))
-        summary["lesion_grade_confusion_matrix"] = lesion["confusion_matrix"]
-    if rows["truth"] and grader is not None and detector is not None:
-        summary["combine"] = settings["combine"]
-        summary.update(_prefixed("combined_", grade_metrics(rows["truth"], rows["final"]), keys))
-    if truths:
-        found = detection_metrics(predictions, truths, detector.score_threshold)
-        found["detection_precision"] = found.pop("precision")
-        found["detection_recall"] = found.pop("recall")
-        summary.update(found)
-    if not rows["truth"] and not truths:
-        raise DataError(
-            f"{data}: nothing to score in split {split!r} (a grader needs grades, "
-            "a detector lesion boxes)"
-        )
-    if options.get("update_card") and model.weights is not None:
-        weights.update_card(model.weights, metrics=summary)
-    return {"summary": summary, "images": per_image}

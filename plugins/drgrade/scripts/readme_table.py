@@ -26,14 +26,21 @@ def num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def cell(s: dict, key: str, show=num) -> str:
+    """The value and, when the summary has it, its 95 % interval: ``0.966 (0.95–0.98)``."""
+    ci = (s.get("ci95") or {}).get(key)
+    text = show(s.get(key))
+    return f"{text} ({show(ci[0])}–{show(ci[1])})" if ci else text
+
+
 def grading_row(name: str, s: dict, prefix: str = "", auc: bool = True) -> str:
     cells = [
         name,
-        num(s.get(f"{prefix}kappa")),
-        pct(s.get(f"{prefix}accuracy")),
-        pct(s.get(f"{prefix}referable_sensitivity")),
-        pct(s.get(f"{prefix}referable_specificity")),
-        num(s.get("referable_auc")) if auc else "n/a",
+        cell(s, f"{prefix}kappa"),
+        cell(s, f"{prefix}accuracy", pct),
+        cell(s, f"{prefix}referable_sensitivity", pct),
+        cell(s, f"{prefix}referable_specificity", pct),
+        cell(s, "referable_auc") if auc else "n/a",
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -58,10 +65,12 @@ def main() -> None:
             f"| {pct(s.get(f'recall_{lesion}'))} | {s.get(f'truths_{lesion}')} |"
         )
     print(
-        f"| all (mAP / pooled) | {num(s.get('map'))} | {pct(s.get('detection_precision'))} "
-        f"| {pct(s.get('detection_recall'))} | |"
+        f"| all (mAP / pooled) | {cell(s, 'map')} | {cell(s, 'detection_precision', pct)} "
+        f"| {cell(s, 'detection_recall', pct)} | |"
     )
     print(f"\nPrecision/recall at score >= {s.get('score_threshold')}.")
+    if s.get("ci_method"):
+        print(f"Intervals: {s['ci_method']}.")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from eyescan_drgrade.synthetic_set import write_synthetic_set
 
 TINY = {
     "epochs": 1,
-    "pretrained": "none",
+    "init": "none",
     "model_options": {"grader": {"image_size": 64}, "detector": {"image_size": 128}},
     "grader": {"batch_size": 8},
     "detector": {"batch_size": 4},
@@ -50,7 +50,16 @@ def test_train_writes_grader_detector_and_screen(trained):
     for part in ("grader/grader", "detector/detector", "screen"):
         assert (run / f"{part}.safetensors").exists() and (run / f"{part}.json").exists()
     card = json.loads((run / "screen.json").read_text())
-    assert card["model"] == "screen" and card["training"]["grader"]["initialisation"] == "none"
+    assert card["model"] == "screen" and card["training"]["grader"]["init"] == []
+    data = card["training"]["data"]  # the read_split record: the data set's own train split
+    assert data["split"] == "train" and data["count"] == 10 and "own split" in data["rule"]
+    grader = json.loads((run / "grader" / "grader.json").read_text())
+    assert grader["init"] == [] and "patient" in grader["training"]["validation"]
+    # 2 images per grade: no validation image, so the training loss chose (and says so)
+    assert (
+        grader["training"]["val_images"] == 0 and grader["training"]["selected_by"] == "train_loss"
+    )
+    assert summary["grader_selected_by"] == "train_loss" and "grader_best_train_loss" in summary
 
 
 def test_screen_joins_separately_trained_parts(trained, tmp_path):
@@ -86,12 +95,21 @@ def test_screen_joins_separately_trained_parts(trained, tmp_path):
     assert result.exit_code != 0 and "needs a drgrade grader" in result.stderr
 
 
-def test_evaluate_reports_grading_and_detection_metrics(trained):
+def test_evaluate_reports_grading_and_detection_metrics(trained, tmp_path):
     data, run, _ = trained
+    figures = tmp_path / "plots"
     result = invoke_cli(
-        "evaluate", "drgrade", data, "--weights", run / "screen.safetensors", "--json"
+        "evaluate",
+        "drgrade",
+        data,
+        "--weights",
+        run / "screen.safetensors",
+        "--json",
+        "--plots",
+        figures,
     )
     assert result.exit_code == 0, result.stderr
+    assert any("confusion" in p.name for p in figures.glob("*.png"))  # from result["scores"]
     records = json_lines(result.stdout)
     summary = records[-1]
     assert summary["kind"] == "summary" and summary["images"] == 5
@@ -109,6 +127,76 @@ def test_evaluate_reports_grading_and_detection_metrics(trained):
     assert len(summary["confusion_matrix"]) == 5
     assert sum(map(sum, summary["confusion_matrix"])) == 5
     assert {r["id"] for r in records[:-1]} == {f"drs_{i:04d}" for i in range(10, 15)}
+    assert summary["data_split"]["split"] == "test" and summary["data_split"]["count"] == 5
+    assert set(summary["data_split"]["ids"]) == {f"drs_{i:04d}" for i in range(10, 15)}
+    assert "bootstrap" in summary["ci_method"]
+    for key in ("kappa", "accuracy", "referable_auc", "lesion_grade_kappa", "combined_kappa"):
+        assert key in summary["ci95"]
+    for key in ("map", "detection_precision", "detection_recall"):
+        assert key in summary["ci95"]
+        low_high = summary["ci95"][key]
+        assert low_high is None or low_high[0] <= low_high[1]
+
+
+def test_evaluate_returns_scores_for_plots(trained):
+    from eyescan.api import get_registry, models
+    from eyescan_drgrade.evaluation import evaluate
+
+    data, run, _ = trained
+    loaded = models.load(get_registry(), "drgrade", None, run / "screen.safetensors")
+    result = evaluate(loaded, data, {"split": "test"})
+    scores = result["scores"]
+    assert len(scores["y_true"]) == len(scores["y_prob"]) == 5
+    assert len(scores["classes"]) == 5 and all(len(p) == 5 for p in scores["y_prob"])
+    assert all(abs(sum(p) - 1) < 1e-3 for p in scores["y_prob"])
+
+
+def test_plain_grade_table_is_held_out_from_training(trained, tmp_path):
+    """A CSV without a split column: training takes the hold-out rule's train part,
+    evaluation scores only the held-out images, and the two never meet."""
+    import csv
+
+    data, _, _ = trained
+    table = tmp_path / "plain.csv"
+    with open(data / "grades.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle)]
+    lines = ["image,grade"] + [f"{data / r['image']},{r['grade']}" for r in rows]
+    table.write_text("\n".join(lines) + "\n")
+    out, config = tmp_path / "run", tmp_path / "grader.json"
+    config.write_text(
+        json.dumps({"epochs": 1, "batch_size": 8, "model_options": {"image_size": 64}})
+    )
+    result = invoke_cli(
+        "train",
+        "drgrade",
+        table,
+        "--model",
+        "grader",
+        "--config",
+        config,
+        "--out",
+        out,
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    card = json.loads((out / "grader.json").read_text())
+    trained_on = set(card["training"]["data"]["ids"])
+    assert "hold-out" in card["training"]["data"]["rule"] and len(trained_on) < 15
+    result = invoke_cli(
+        "evaluate",
+        "drgrade",
+        table,
+        "--model",
+        "grader",
+        "--weights",
+        out / "grader.safetensors",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json_lines(result.stdout)[-1]
+    scored = set(summary["data_split"]["ids"])
+    assert scored and not scored & trained_on
+    assert len(scored | trained_on) == 15 and summary["images"] == len(scored)
 
 
 def test_evaluate_grader_alone_from_the_grade_table(trained):
@@ -126,6 +214,7 @@ def test_evaluate_grader_alone_from_the_grade_table(trained):
     assert result.exit_code == 0, result.stderr
     summary = json_lines(result.stdout)[-1]
     assert "kappa" in summary and "map" not in summary and summary["reader"] == "grades"
+    assert "map" not in summary["ci95"] and "kappa" in summary["ci95"]
 
 
 def test_predict_outputs_grade_probabilities_lesions_and_gradcam(trained, tmp_path):
@@ -194,10 +283,13 @@ def test_shipped_weights_predict(tmp_path):
     weights = Path(__file__).parents[1] / "eyescan_drgrade" / "weights" / "screen.safetensors"
     if not weights.exists():
         pytest.skip("no shipped weights yet")
-    imageio.save_png(tmp_path / "eye.png", synthetic.make_fundus((128, 192), seed=9, grade=3).image)
+    imageio.save_png(
+        tmp_path / "eye.png", synthetic.make_fundus((128, 192), seed=9, severity=3).image
+    )
     result = invoke_cli(
         "predict", "drgrade", tmp_path / "eye.png", "--out", tmp_path / "o", "--json"
     )
     assert result.exit_code == 0, result.stderr
     (record,) = json_lines(result.stdout)
     assert record["ok"] and record["model"] == "screen" and "lesions" in record["outputs"]
+    assert record["synthetic_only"] is True  # the shipped card's flag reaches the record

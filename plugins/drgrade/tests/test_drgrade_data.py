@@ -1,4 +1,5 @@
-"""Readers (labelImg VOC XML, grade and box tables), boxes from masks, the square view."""
+"""Readers (labelImg VOC XML, grade and box tables: all samples, marked with their split
+and patient), boxes from masks, the square view, the synthetic set's grading rule."""
 
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ def test_voc_folder_reader_with_labelimg_annotations(tmp_path):
     (tmp_path / "images" / "IM000421.png").rename(tmp_path / "images" / "IM000421.jpg")
     reader = VocFolderReader()
     assert reader.detect(tmp_path)
-    (sample,) = reader.read(tmp_path, "train")
-    assert sample.id == "IM000421" and sample.label is None
+    (sample,) = reader.read(tmp_path)
+    assert sample.id == "IM000421" and sample.label is None and sample.split is None
     assert sample.image == tmp_path / "images" / "IM000421.jpg"
     assert len(sample.boxes.boxes) == 3
 
@@ -74,13 +75,14 @@ def test_grade_table_aliases_aptos_and_idrid(tmp_path):
     aptos = tmp_path / "train.csv"
     aptos.write_text("id_code,diagnosis\n000c1434d8d7,2\n")
     assert GradeTableReader().detect(aptos)
-    (sample,) = GradeTableReader().read(aptos, "train")
+    (sample,) = GradeTableReader().read(aptos)
     assert sample.label == 2 and sample.image.name == "000c1434d8d7.png"
+    assert sample.split is None and sample.patient is None  # no split column: held out later
 
     _image(tmp_path / "IDRiD_001.jpg")
     idrid = tmp_path / "idrid.csv"
     idrid.write_text("Image name,Retinopathy grade,Risk of macular edema \nIDRiD_001,4,2\n")
-    (sample,) = GradeTableReader().read(idrid, "test")
+    (sample,) = GradeTableReader().read(idrid)
     assert sample.label == 4
 
 
@@ -89,10 +91,16 @@ def test_grade_table_errors_name_the_file_and_line(tmp_path):
     bad = tmp_path / "grades.csv"
     bad.write_text("image,grade\na.png,7\n")
     with pytest.raises(DataError, match=r"grades.csv:2: grade 7"):
-        GradeTableReader().read(bad, "train")
+        GradeTableReader().read(bad)
     bad.write_text("image,grade\nmissing.png,1\n")
     with pytest.raises(DataError, match="missing.png"):
-        GradeTableReader().read(bad, "train")
+        GradeTableReader().read(bad)
+    bad.write_text("image,grade,split\na.png,1,holdout\n")
+    with pytest.raises(DataError, match=r"grades.csv:2: split 'holdout'"):
+        GradeTableReader().read(bad)
+    bad.write_text("picture,severity\na.png,1\n")
+    with pytest.raises(DataError, match="--columns"):
+        GradeTableReader().read(bad)
 
 
 def test_box_table_with_split(tmp_path):
@@ -104,14 +112,70 @@ def test_box_table_with_split(tmp_path):
         "a.png,MA,1,1,3,3,train\na.png,EX,4,4,6,6,train\nb.png,,,,,,test\n"
     )
     assert BoxTableReader().detect(boxes) and not GradeTableReader().detect(boxes)
-    (train,) = BoxTableReader().read(boxes, "train")
-    assert train.boxes.labels == ["MA", "EX"]
-    (test,) = BoxTableReader().read(boxes, "test")
-    assert test.boxes.labels == []
+    train, test = BoxTableReader().read(boxes)
+    assert (train.id, train.split, train.boxes.labels) == ("a", "train", ["MA", "EX"])
+    assert (test.id, test.split, test.boxes.labels) == ("b", "test", [])
+
+
+def test_grade_table_marks_splits_and_patients_and_maps_columns(tmp_path):
+    for name in ("l1", "r1", "l2"):
+        _image(tmp_path / f"{name}.png")
+    table = tmp_path / "mine.csv"
+    table.write_text(
+        "Image,Grade,Split,Patient\nl1.png,0,train,p1\nr1.png,2,validation,p1\nl2,4,test,p2\n"
+    )
+    samples = GradeTableReader().read(table)
+    assert [(s.id, s.label, s.split, s.patient) for s in samples] == [
+        ("l1", 0, "train", "p1"),
+        ("r1", 2, "val", "p1"),
+        ("l2", 4, "test", "p2"),
+    ]
+    own = tmp_path / "own.csv"
+    own.write_text("file,severity,person\nl1.png,1,a\nr1.png,3,a\n")
+    assert not GradeTableReader().detect(own)  # unknown names: map them
+    columns = {"image": "file", "label": "severity", "patient": "person"}
+    samples = GradeTableReader().read(own, columns)
+    assert [(s.label, s.split, s.patient) for s in samples] == [(1, None, "a"), (3, None, "a")]
+    assert [
+        s.label for s in GradeTableReader().read(own, {"image": "file", "grade": "severity"})
+    ] == [1, 3]
+
+
+def test_voc_folder_marks_splits_from_image_sets(tmp_path):
+    from eyescan_drgrade.synthetic_set import write_synthetic_set
+
+    root = write_synthetic_set(tmp_path / "set", n_train=3, n_test=2, size=64, seed=1)
+    (root / "grades.csv").unlink()  # splits now come from ImageSets/Main/*.txt
+    samples = VocFolderReader().read(root)
+    assert [s.split for s in samples] == ["train"] * 3 + ["test"] * 2
+    assert all(s.boxes is not None for s in samples)
+
+
+def test_plain_table_is_held_out_not_scored_whole(tmp_path):
+    """No split column: read_split keeps the hold-out apart; train and test never meet."""
+    from eyescan.api import get_registry, read_split, splits
+
+    rows = ["image,grade,patient"]
+    for i in range(20):
+        _image(tmp_path / f"e{i}.png")
+        rows.append(f"e{i}.png,{i % 5},p{i // 2}")  # two eyes per patient
+    table = tmp_path / "grades.csv"
+    table.write_text("\n".join(rows) + "\n")
+    registry = get_registry()
+    train = read_split(registry, "drgrade", table, "train")
+    test = read_split(registry, "drgrade", table, "test")
+    assert train.reader == "grades" and test.samples and train.samples
+    assert not splits.overlap(train.samples, test.samples)
+    assert len(train.samples) + len(test.samples) == 20
+    patients = {s.patient for s in train.samples}
+    assert not patients & {s.patient for s in test.samples}  # eyes stay with their patient
+    assert "hold-out" in test.info["rule"] and test.info["count"] == len(test.samples)
+    with pytest.raises(DataError, match="--holdout"):
+        read_split(registry, "drgrade", table, "test", holdout=False)
 
 
 def test_boxes_from_synthetic_masks_one_per_lesion():
-    fundus = synthetic.make_fundus(128, seed=3, grade=3)
+    fundus = synthetic.make_fundus(128, seed=3, severity=3)
     boxes = boxes_from_mask(fundus.haemorrhages)
     from scipy import ndimage
 
@@ -124,7 +188,7 @@ def test_boxes_from_synthetic_masks_one_per_lesion():
 
 
 def test_square_view_keeps_a_wide_fundus_round_and_maps_boxes_back():
-    fundus = synthetic.make_fundus((128, 192), seed=5, grade=3)
+    fundus = synthetic.make_fundus((128, 192), seed=5, severity=3)
     square, frame = square_fundus(fundus.image)
     assert square.shape[0] == square.shape[1]
     rows = np.flatnonzero(fundus.fov.any(axis=1))
@@ -160,5 +224,33 @@ def test_class_folders_named_by_grade(tmp_path):
         _image(tmp_path / "train" / str(grade) / f"eye{grade}.png")
     reader = class_folder_reader()
     assert reader.detect(tmp_path)
-    samples = reader.read(tmp_path, "train")
-    assert sorted((s.image.name, s.label) for s in samples) == [("eye0.png", 0), ("eye3.png", 3)]
+    samples = reader.read(tmp_path)
+    assert sorted((s.image.name, s.label, s.split) for s in samples) == [
+        ("eye0.png", 0, "train"),
+        ("eye3.png", 3, "train"),
+    ]
+
+
+def test_synthetic_grading_rule():
+    from eyescan_drgrade.synthetic_set import reaches, synthetic_grade
+
+    none = {"microaneurysms": 0, "haemorrhages": 0, "exudates": 0, "neovascular": 0}
+    assert synthetic_grade(none) == 0
+    assert synthetic_grade({**none, "microaneurysms": 3}) == 1
+    assert synthetic_grade({**none, "microaneurysms": 3, "haemorrhages": 2}) == 2
+    assert synthetic_grade({**none, "microaneurysms": 3, "exudates": 4}) == 2
+    assert synthetic_grade({**none, "microaneurysms": 3, "haemorrhages": 10}) == 3
+    assert synthetic_grade({**none, "haemorrhages": 12, "exudates": 5, "neovascular": 1}) == 4
+    assert not reaches({**none, "neovascular": 1}, 4)  # new vessels alone: incomplete
+
+
+@pytest.mark.parametrize("grade", range(5))
+def test_synthetic_images_reach_their_grade(grade):
+    from scipy import ndimage
+
+    from eyescan_drgrade.synthetic_set import synthetic_grade, synthetic_image
+
+    made = synthetic_image(96, grade, seed=grade, wide=grade % 2 == 1)
+    assert synthetic_grade(made.lesion_counts) == grade
+    count = ndimage.label(made.haemorrhages, structure=np.ones((3, 3)))[1]
+    assert made.lesion_counts["haemorrhages"] == count

@@ -1,4 +1,5 @@
-"""Grading and detection metrics against reference implementations and hand-computed cases."""
+"""Grading and detection metrics against reference implementations and hand-computed cases;
+per-image detection statistics for the bootstrap."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from eyescan_drgrade.scoring import detection_metrics, grade_metrics
+from eyescan_drgrade.evaluation import (
+    detection_metrics,
+    grade_metrics,
+    image_matches,
+    pooled_detection,
+)
 
 
 def kappa_by_formula(truth, predicted, k=5):
@@ -82,3 +88,59 @@ def test_detection_iou_below_half_is_a_miss():
     shifted = [{"boxes": [[5, 0, 15, 10]], "labels": ["hard_exudate"], "scores": [0.99]}]
     m = detection_metrics(shifted, truths, 0.5)  # IoU 50/150 = 1/3
     assert m["ap_hard_exudate"] == 0.0 and m["recall_hard_exudate"] == 0.0
+
+
+def _random_detections(seed: int, images: int = 12):
+    rng = np.random.default_rng(seed)
+    names = ["microaneurysm", "haemorrhage", "hard_exudate"]
+    predictions, truths = [], []
+    for _ in range(images):
+        n_t, n_p = int(rng.integers(0, 6)), int(rng.integers(0, 9))
+        corners = rng.uniform(0, 90, (n_t, 2))
+        t_boxes = np.hstack([corners, corners + rng.uniform(4, 12, (n_t, 2))])
+        jitter = rng.normal(0, 2, (n_p, 4))
+        picks = rng.integers(0, max(n_t, 1), n_p)
+        p_boxes = t_boxes[picks] + jitter if n_t else rng.uniform(0, 90, (n_p, 4))
+        p_boxes[:, 2:] = np.maximum(p_boxes[:, 2:], p_boxes[:, :2] + 1)
+        truths.append({"boxes": t_boxes, "labels": list(rng.choice(names, n_t))})
+        predictions.append(
+            {
+                "boxes": p_boxes,
+                "labels": list(rng.choice(names, n_p)),
+                "scores": np.round(rng.uniform(0, 1, n_p), 2),  # ties across images
+            }
+        )
+    return predictions, truths
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_per_image_matches_give_the_pooled_metrics(seed):
+    """Pooled mAP/precision/recall from per-image matches equal the core's detection_ap:
+    the bootstrap recomputes them on resampled images without matching again."""
+    predictions, truths = _random_detections(seed)
+    reference = detection_metrics(predictions, truths, 0.5)
+    matches = [image_matches(p, t) for p, t in zip(predictions, truths)]
+    pooled = pooled_detection(matches, 0.5)
+    assert pooled["map"] == pytest.approx(reference["map"])
+    assert pooled["detection_precision"] == pytest.approx(reference["precision"], nan_ok=True)
+    assert pooled["detection_recall"] == pytest.approx(reference["recall"], nan_ok=True)
+    twice = pooled_detection(matches + matches, 0.5)  # a resample drawing every image twice
+    doubled = detection_metrics(predictions * 2, truths * 2, 0.5)
+    assert twice["map"] == pytest.approx(doubled["map"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resample_metrics_equal_the_reported_ones(seed):
+    from eyescan_drgrade.evaluation import resample_grade_metrics
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 40))
+    truth = rng.integers(0, 5, n) if seed else np.full(n, 1)  # seed 0: no referable eye
+    predicted = np.clip(truth + rng.integers(-1, 2, n), 0, 4)
+    score = np.round(rng.random(n), 1)  # ties
+    slow, fast = (
+        grade_metrics(truth, predicted, score),
+        resample_grade_metrics(truth, predicted, score),
+    )
+    for key, value in fast.items():
+        assert value == pytest.approx(slow[key], nan_ok=True), key

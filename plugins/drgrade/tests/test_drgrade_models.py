@@ -1,16 +1,21 @@
-"""Grader heads, losses, ImageNet loading from a local file, box-exact augmentation."""
+"""Grader heads, losses, initialisation from a local file, box-exact augmentation,
+the validation split."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from eyescan.api import WeightsError, augment
+from eyescan.api import init as init_from_file
+from eyescan_drgrade.data import DrSample
 from eyescan_drgrade.lesions import boxes_from_mask
 from eyescan_drgrade.losses import grade_ordinal, ordinal_targets
-from eyescan_drgrade.models import GradeNet, LesionDetector, imagenet_file, load_imagenet
-from eyescan_drgrade.training import flip_boxes, hold_out
+from eyescan_drgrade.models import GradeNet, LesionDetector
+from eyescan_drgrade.training import GRADER_RECIPE, flip_boxes, init_spec, validation_split
 
 
 @pytest.mark.parametrize("head", ["ordinal", "ce"])
@@ -40,24 +45,28 @@ def test_ordinal_decoding_and_loss():
     assert good < 0.01 < bad
 
 
-def test_imagenet_weights_only_from_a_local_file(tmp_path):
+def test_init_from_a_local_imagenet_file(tmp_path):
+    """The recipe's ``init``: a bare file is a torchvision backbone state dict, loaded
+    into the grader's ``net`` or the detector's trunk; nothing from torch's cache."""
     from torchvision.models import mobilenet_v3_small
 
-    assert imagenet_file("mobilenet_v3_small").name.startswith("mobilenet_v3_small-")
+    assert GRADER_RECIPE["init"] == "none" and init_spec("none", "grader") == "none"
     reference = mobilenet_v3_small(weights=None)
     with torch.no_grad():
         reference.features[0][0].weight.fill_(0.5)
     path = tmp_path / "mobilenet_v3_small-imagenet.pth"
     torch.save(reference.state_dict(), path)
     grader = GradeNet(image_size=64)
-    copied = load_imagenet(grader.net, path)
-    assert copied == len(reference.features.state_dict())  # the new head is left alone
+    (done,) = init_from_file.initialise(grader, init_spec(str(path), "grader"))
+    assert done["tensors_loaded"] == len(reference.features.state_dict())  # new head left alone
+    assert done["into"] == "net" and len(done["sha256"]) == 64
     assert torch.all(grader.net.features[0][0].weight == 0.5)
     detector = LesionDetector(image_size=128)
-    assert load_imagenet(detector.backbone.body, path, "features.", "") > 0
+    (done,) = init_from_file.initialise(detector, init_spec(str(path), "detector"))
+    assert done["tensors_loaded"] > 0
     assert torch.all(detector.backbone.body["0"][0].weight == 0.5)
     with pytest.raises(WeightsError, match="not found"):
-        load_imagenet(grader.net, tmp_path / "absent.pth")
+        init_from_file.initialise(grader, init_spec(str(tmp_path / "absent.pth"), "grader"))
 
 
 def test_flips_and_transpose_keep_boxes_exact():
@@ -72,9 +81,17 @@ def test_flips_and_transpose_keep_boxes_exact():
         assert moved_boxes.tolist() == [list(map(float, b)) for b in boxes_from_mask(moved[0] > 0)]
 
 
-def test_hold_out_is_stratified_and_deterministic():
-    items = list(range(100))
-    train, val = hold_out(items, 0.2, seed=0, key=lambda i: i % 5)
-    assert len(val) == 20 and sorted({i % 5 for i in val}) == [0, 1, 2, 3, 4]
-    assert (train, val) == hold_out(items, 0.2, seed=0, key=lambda i: i % 5)
-    assert not set(train) & set(val)
+def test_validation_split_groups_patients_and_keeps_grades():
+    items = [
+        DrSample(f"e{i}", Path(f"e{i}.png"), label=(i // 2) % 5, patient=f"p{i // 2}")
+        for i in range(100)
+    ]
+    train, val, rule = validation_split(items, 0.2, seed=0)
+    assert "patient" in rule and 15 <= len(val) <= 25
+    assert sorted({s.label for s in val}) == [0, 1, 2, 3, 4]  # stratified by grade
+    assert not {s.patient for s in train} & {s.patient for s in val}  # both eyes together
+    again = validation_split(items[::-1], 0.2, seed=0)[1]  # any order, same images
+    assert {s.id for s in val} == {s.id for s in again}
+    items[3].split = "val"
+    train, val, rule = validation_split(items, 0.2, seed=0)
+    assert [s.id for s in val] == ["e3"] and rule == "the data set's val split"

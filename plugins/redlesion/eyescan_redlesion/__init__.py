@@ -1,9 +1,10 @@
 """eyescan plugin: red-lesion segmentation with Red-Seg (hook implementations only).
 
-Where things live: the model in ``models.py``, the two stages' losses in
-``losses.py``, data readers in ``data.py``, prediction and outputs in
-``task.py``, lesion counting and lesion-level metrics in ``lesions.py``,
-training and evaluation in ``training.py``, recipes in ``recipes/``.
+Where things live: the model and its probability maps in ``models.py``, the two
+stages' losses in ``losses.py``, data readers and sample decoding in ``data.py``,
+prediction and outputs in ``task.py``, lesion counting and lesion-level metrics
+in ``lesions.py``, training in ``training.py``, evaluation in ``evaluation.py``,
+recipes in ``recipes/``.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ IDRiD as distributed (``A. Segmentation``)::
     2. All Segmentation Groundtruths/a. Training Set/1. Microaneurysms/IDRiD_01_MA.tif
     2. All Segmentation Groundtruths/a. Training Set/2. Haemorrhages/IDRiD_01_HE.tif
 
-Its masks are RGB TIFFs with lesions in red (255, 0, 0), which reads as grey 76,
-so masks are read as "any channel above half" (:func:`read_lesion_mask`). An image
-without a mask file for a lesion type has none of that lesion (IDRiD ships 53 HE
-masks for 54 training images); the sample then has no entry for it.
+:class:`IdridReader` returns the images of both sets, marked ``train`` ("a. Training
+Set") and ``test`` ("b. Testing Set"), the official split. Masks are read by
+``api.imageio.read_mask`` with the reader's ``mask_threshold`` (``None``: by content,
+right for the official red-on-black or 0/255 TIFs; a reader of grey copies with JPEG
+artefacts sets about 30). An image without a mask file for a lesion type has none of
+that lesion (IDRiD ships 53 HE masks for 54 training images).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import numpy as np
 from eyescan.api import DataError, ManifestReader, Sample, fundus, imageio
 
 LESIONS = ("ma", "he")
+#: The official IDRiD sets and the split each one is.
 _SPLITS = {"train": ("training",), "test": ("testing", "test")}
 _LESION_FOLDERS = {"ma": ("microaneurysm",), "he": ("haemorrhage", "hemorrhage")}
 _SUFFIX = {"ma": "MA", "he": "HE"}
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def _child(folder: Path, *keywords: str) -> Path | None:
@@ -38,9 +43,16 @@ def _child(folder: Path, *keywords: str) -> Path | None:
 
 
 class IdridReader:
-    """IDRiD segmentation part (``A. Segmentation``), given it or the folder holding it."""
+    """IDRiD segmentation part (``A. Segmentation``), given it or the folder holding it.
+
+    ``mask_threshold`` (0–255 scale, ``None`` = by content) is passed to
+    ``read_mask`` for this data set's masks.
+    """
 
     description = "IDRiD: A. Segmentation/1. Original Images, 2. All Segmentation Groundtruths"
+
+    def __init__(self, mask_threshold: int | None = None):
+        self.mask_threshold = mask_threshold
 
     def _root(self, path: Path) -> Path | None:
         path = Path(path)
@@ -52,16 +64,26 @@ class IdridReader:
     def detect(self, path: Path) -> bool:
         return self._root(path) is not None
 
-    def read(self, path: Path, split: str) -> list[Sample]:
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Sample]:
+        """All images of the training and testing sets, marked ``train`` and ``test``."""
         root = self._root(path)
         if root is None:
             raise DataError(f"{path}: no IDRiD 'A. Segmentation/1. Original Images' folder")
-        keywords = _SPLITS.get(split, (split,))
         originals, truths = _child(root, "original images"), _child(root, "groundtruth")
-        images_dir = _child(originals, *keywords) if originals else None
-        truth_dir = _child(truths, *keywords) if truths else None
-        if images_dir is None or truth_dir is None:
-            raise DataError(f"{root}: no {split!r} set (folders '… Training Set'/'… Testing Set')")
+        samples: list[Sample] = []
+        for split, keywords in _SPLITS.items():
+            images_dir = _child(originals, *keywords) if originals else None
+            if images_dir is None:
+                continue
+            truth_dir = _child(truths, *keywords) if truths else None
+            if truth_dir is None:
+                raise DataError(f"{root}: no ground truth for {images_dir.name!r}")
+            samples += self._read_set(images_dir, truth_dir, split)
+        if not samples:
+            raise DataError(f"{root}: no '… Training Set'/'… Testing Set' folders of images")
+        return samples
+
+    def _read_set(self, images_dir: Path, truth_dir: Path, split: str) -> list[Sample]:
         images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
         if not images:
             raise DataError(f"{images_dir}: no IDRiD images (IDRiD_XX.jpg)")
@@ -81,22 +103,36 @@ class IdridReader:
                     if mask.exists():
                         masks[name] = mask
                         break
-            samples.append(Sample(image.stem, image, masks))
+            samples.append(Sample(image.stem, image, masks, split=split))
         if not any(s.masks for s in samples):
             raise DataError(f"{truth_dir}: no masks named IDRiD_XX_MA.tif / IDRiD_XX_HE.tif")
         return samples
 
 
-def manifest_reader() -> ManifestReader:
-    """CSV with columns ``image``, ``ma``, ``he`` (empty cell: no such lesion), ``[split]``."""
-    return ManifestReader({"ma": "ma", "he": "he"})
+class LesionManifestReader(ManifestReader):
+    """CSV with columns ``image``, ``ma``, ``he`` (empty cell: no such lesion), ``[split]``,
+    ``[patient]``; ``mask_threshold`` as for :class:`IdridReader`."""
+
+    description = "CSV manifest with columns image, ma, he, [split], [patient]"
+
+    def __init__(self, mask_threshold: int | None = None):
+        super().__init__({"ma": "ma", "he": "he"})
+        self.mask_threshold = mask_threshold
 
 
-def read_lesion_mask(path: Path) -> np.ndarray:
-    """A lesion mask as bool H×W: any channel above half its range (IDRiD's red included)."""
-    rgb = imageio.read_image(path)
-    top = rgb.max(axis=2)
-    return top > (0 if top.max() <= 1 else 127)
+def manifest_reader(mask_threshold: int | None = None) -> LesionManifestReader:
+    """The ``manifest`` reader (see :class:`LesionManifestReader`)."""
+    return LesionManifestReader(mask_threshold)
+
+
+def reader_mask_threshold(registry: object, name: str) -> int | None:
+    """The ``mask_threshold`` of the registered redlesion reader ``name`` (None if unset)."""
+    return getattr(registry.reader("redlesion", name).reader, "mask_threshold", None)
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB → float32 with ImageNet's mean and std (VGG16's input convention)."""
+    return (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
 
 
 @dataclass
@@ -124,14 +160,19 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return fundus.resize(mask.astype(np.float32), size) >= 0.5
 
 
-def load_sample(sample: Sample, input_width: int | None = None) -> LesionSample:
-    """Decode image and masks, resized to ``input_width`` (e.g. the seed's 1072)."""
+def load_sample(
+    sample: Sample, input_width: int | None = None, mask_threshold: int | None = None
+) -> LesionSample:
+    """Decode image and masks, resized to ``input_width`` (e.g. the seed's 1072).
+
+    Masks are read with ``mask_threshold`` (the reader's; ``None`` = by content).
+    """
     image = imageio.read_image(sample.image)
     h, w = image.shape[:2]
     masks = {}
     for name in LESIONS:
         path = sample.masks.get(name)
-        mask = read_lesion_mask(path) if path else np.zeros((h, w), bool)
+        mask = imageio.read_mask(path, mask_threshold) if path else np.zeros((h, w), bool)
         if mask.shape != (h, w):
             raise DataError(f"{path}: mask size {mask.shape} does not match the image {(h, w)}")
         masks[name] = mask

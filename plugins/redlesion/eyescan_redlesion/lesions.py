@@ -12,6 +12,13 @@ from typing import Any
 import numpy as np
 
 _EIGHT = np.ones((3, 3), dtype=bool)
+#: Probability thresholds of the lesion masks when the model card names none.
+DEFAULT_THRESHOLDS = {"ma": 0.5, "he": 0.5}
+
+
+def card_thresholds(card: dict[str, Any] | None) -> dict[str, float]:
+    """The model card's per-lesion thresholds over :data:`DEFAULT_THRESHOLDS`."""
+    return {**DEFAULT_THRESHOLDS, **((card or {}).get("thresholds") or {})}
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:

@@ -2,7 +2,9 @@
 
 The encoder is VGG16's five conv groups (13 conv 3×3 layers, ReLU, max-pool
 between groups), laid out exactly as ``torchvision.models.vgg16().features[:30]``
-so ImageNet VGG16 weights load by name. conv1…conv5 outputs are at 1, 1/2, 1/4,
+so a torchvision VGG16 file loads into the encoder by name (``features.N.weight``)
+with the recipe's ``"init": {"file": "vgg16-397923af.pth", "into": "encoder"}``
+(``api.init.initialise``). conv1…conv5 outputs are at 1, 1/2, 1/4,
 1/8 and 1/16 of the input. Each branch puts a 1×1 conv (one channel) after the
 last conv of its groups (MA: conv2, conv3, conv4; HE: conv3, conv4, conv5),
 up-samples the side maps bilinearly to the input size, concatenates them and
@@ -12,11 +14,13 @@ maps (deep supervision); inference uses the sigmoid of the fused maps.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from eyescan.api import fundus
+from eyescan_redlesion.data import LESIONS, input_size, normalise
 
 #: VGG16's conv channels, per group (Table 1 of the seed).
 VGG16_GROUPS: tuple[tuple[int, ...], ...] = (
@@ -29,8 +33,6 @@ VGG16_GROUPS: tuple[tuple[int, ...], ...] = (
 #: The seed's fusions: MA from conv2–4 (small lesions), HE from conv3–5.
 MA_LEVELS = (2, 3, 4)
 HE_LEVELS = (3, 4, 5)
-#: torchvision's file name of the ImageNet VGG16 weights (looked up in the torch cache).
-IMAGENET_VGG16_FILE = "vgg16-397923af.pth"
 BRANCHES = ("ma", "he")
 
 
@@ -152,37 +154,27 @@ def redseg_ma_c1234(width: float = 1.0) -> RedSeg:
     return RedSeg((1, 2, 3, 4), HE_LEVELS, width)
 
 
-def find_imagenet_vgg16(path: str | Path | None = "auto") -> Path | None:
-    """The ImageNet VGG16 file: ``path`` itself, or for ``"auto"`` the torch cache's copy.
+#: Images larger than this (either side, at model scale) are predicted in tiles.
+TILE = 2048
 
-    Nothing is downloaded; returns None when no file is there.
+
+def lesion_probabilities(
+    module: nn.Module, image: np.ndarray, input_width: int | None = None
+) -> dict[str, np.ndarray]:
+    """MA and HE probability maps (float32, the image's size) of a uint8 RGB image.
+
+    The image is resized to the model's input width (from its card; aspect kept),
+    padded to a multiple of 16, and the maps are resized back.
     """
-    if path is None:
-        return None
-    if str(path) != "auto":
-        return Path(path) if Path(path).is_file() else None
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_VGG16_FILE
-    return cached if cached.is_file() else None
+    from eyescan.api import segmentation
 
-
-def load_imagenet_vgg16(model: RedSeg, path: Path) -> int:
-    """Copy torchvision-format VGG16 conv weights into the encoder; returns tensors copied.
-
-    Loads with ``weights_only=True`` (no pickled code). Only ``features.*`` tensors
-    are used (the classifier is not part of Red-Seg); every conv must fit.
-    """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    copied = {}
-    for key, tensor in model.encoder.state_dict().items():  # "features.N.weight", as torchvision
-        source = state.get(key)
-        if source is None or tuple(source.shape) != tuple(tensor.shape):
-            raise ValueError(
-                f"{path}: not VGG16 ImageNet weights for this encoder "
-                f"({key}: {None if source is None else tuple(source.shape)} "
-                f"vs {tuple(tensor.shape)})"
-            )
-        copied[key] = source
-    model.encoder.load_state_dict(copied)
-    return len(copied)
+    h, w = image.shape[:2]
+    size = input_size(h, w, input_width)
+    scaled = image if size == (h, w) else fundus.resize(image, size)
+    device = next(module.parameters()).device
+    x = segmentation.to_tensor(normalise(scaled)).to(device)
+    logits = segmentation.predict_logits(module, x, getattr(module, "stride", 16), tile=TILE)
+    probs = torch.sigmoid(logits)[0].float().cpu().numpy()
+    if size != (h, w):
+        probs = np.clip(fundus.resize(probs.transpose(1, 2, 0), (h, w)), 0, 1).transpose(2, 0, 1)
+    return {name: np.ascontiguousarray(probs[i], np.float32) for i, name in enumerate(LESIONS)}

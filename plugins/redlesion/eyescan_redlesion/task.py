@@ -1,4 +1,8 @@
-"""The redlesion task: prediction of MA/HE maps, counts, areas and a two-colour overlay."""
+"""The redlesion task: prediction of MA/HE maps, counts, areas and a two-colour overlay.
+
+Training and evaluation live in ``training.py`` and ``evaluation.py`` (imported
+when called); the network and its probability maps in ``models.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,11 @@ from typing import Any
 import numpy as np
 
 from eyescan.api import Prediction, Task, fundus, imageio, overlays
+from eyescan_redlesion.data import LESIONS
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-LESIONS = ("ma", "he")
-DEFAULT_THRESHOLDS = {"ma": 0.5, "he": 0.5}
 #: Overlay colours: microaneurysms green (ringed, they are tiny), haemorrhages blue.
 COLOURS = {"ma": (0, 255, 0), "he": (0, 120, 255)}
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-#: Images larger than this (either side, at model scale) are predicted in tiles.
-TILE = 2048
 #: At most this many microaneurysm rings are drawn on an overlay.
 MAX_RINGS = 500
 
@@ -33,11 +32,12 @@ class RedLesionTask(Task):
         return {"original": image, "fov": fundus.fov_mask(image)}
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
-        from eyescan_redlesion.lesions import summarise
+        from eyescan_redlesion.lesions import card_thresholds, summarise
+        from eyescan_redlesion.models import lesion_probabilities
 
         card = getattr(model, "card", {}) or {}
         input_width = (card.get("input") or {}).get("width")
-        thresholds = {**DEFAULT_THRESHOLDS, **(card.get("thresholds") or {})}
+        thresholds = card_thresholds(card)
         results = []
         for item in batch:
             probs = lesion_probabilities(model.module, item["original"], input_width)
@@ -90,39 +90,9 @@ class RedLesionTask(Task):
         return train(self, data, options)
 
     def evaluate(self, model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
-        from eyescan_redlesion.training import evaluate
+        from eyescan_redlesion.evaluation import evaluate
 
         return evaluate(model, data, options)
-
-
-def normalise(image: np.ndarray) -> np.ndarray:
-    """uint8 RGB → float32 with ImageNet's mean and std (VGG16's input convention)."""
-    return (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-
-
-def lesion_probabilities(
-    module: Any, image: np.ndarray, input_width: int | None = None
-) -> dict[str, np.ndarray]:
-    """MA and HE probability maps (float32, the image's size) of a uint8 RGB image.
-
-    The image is resized to the model's input width (from its card; aspect kept),
-    padded to a multiple of 16, and the maps are resized back.
-    """
-    import torch
-
-    from eyescan.api import segmentation
-    from eyescan_redlesion.data import input_size
-
-    h, w = image.shape[:2]
-    size = input_size(h, w, input_width)
-    scaled = image if size == (h, w) else fundus.resize(image, size)
-    device = next(module.parameters()).device
-    x = segmentation.to_tensor(normalise(scaled)).to(device)
-    logits = segmentation.predict_logits(module, x, getattr(module, "stride", 16), tile=TILE)
-    probs = torch.sigmoid(logits)[0].float().cpu().numpy()
-    if size != (h, w):
-        probs = np.clip(fundus.resize(probs.transpose(1, 2, 0), (h, w)), 0, 1).transpose(2, 0, 1)
-    return {name: np.ascontiguousarray(probs[i], np.float32) for i, name in enumerate(LESIONS)}
 
 
 def lesion_overlay(image: np.ndarray, ma: np.ndarray, he: np.ndarray) -> np.ndarray:

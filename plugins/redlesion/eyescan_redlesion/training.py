@@ -1,9 +1,15 @@
-"""Two-stage training (top-k balanced BCE, then MSE) and evaluation of Red-Seg.
+"""Two-stage training of Red-Seg: top-k balanced BCE, then MSE.
 
-Stage 1 trains from the ImageNet VGG16 encoder (when its file is present) with
-the top-k loss; stage 2 starts from stage 1's best weights (recipe key
-``init_weights``) with the MSE loss. Each stage is one ``eyescan train`` run;
-the model card of stage 2 records stage 1's weights, hash and card.
+Stage 1 starts from scratch or from the file the recipe's ``init`` names (the
+seed's ImageNet VGG16: ``{"file": ".../vgg16-397923af.pth", "into": "encoder"}``,
+loaded by ``api.init.initialise``; nothing is looked up or downloaded) with the
+top-k loss; stage 2 starts from stage 1's best weights (recipe key
+``init_weights``, loaded by the core loader, SHA-256 checked) with the MSE loss.
+Each stage is one ``eyescan train`` run; the card's ``init`` and
+``training.stages`` record where each stage started. Training reads the
+``train`` split only (``api.read_split``); its validation images are split off
+it by ``api.splits.hold_out`` (or are the data set's ``val`` images), and the
+per-lesion thresholds are chosen on them.
 
 Learning rates: the seed's Caffe losses are sums over the pixels of one
 1072×712 image (lr 1e-8 / 1e-9, weight decay 5e-4); ours are divided by the
@@ -23,16 +29,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from eyescan.api import DataError, find_reader, get_registry, metrics, training, weights
-from eyescan_redlesion.data import LESIONS, LesionSample, load_sample
-from eyescan_redlesion.lesions import (
-    best_f1_threshold,
-    break_even,
-    detection_counts,
-    detection_rates,
+from eyescan.api import DataError, Sample, get_registry, metrics, read_split, recipes, splits
+from eyescan.api import training as engine
+from eyescan_redlesion.data import (
+    LESIONS,
+    LesionSample,
+    load_sample,
+    normalise,
+    reader_mask_threshold,
 )
+from eyescan_redlesion.evaluation import pooled
+from eyescan_redlesion.lesions import DEFAULT_THRESHOLDS, best_f1_threshold
 from eyescan_redlesion.losses import DeepSupervision, TopKBalancedBCE, probability_mse
-from eyescan_redlesion.task import DEFAULT_THRESHOLDS, lesion_probabilities, normalise
 
 SEED_WIDTH = 1072
 SEED_PIXELS = SEED_WIDTH * 712
@@ -49,7 +57,8 @@ COMMON: dict[str, Any] = {
 }
 #: Stage 1: 300 epochs, λ0 0.14, S 10 000, lr rescaled for mean-reduced losses. Images are
 #: resized to ``input_width`` (default the seed's 1072; ``null``: native size) unless the run
-#: starts from ``init_weights``, whose card's width is then kept.
+#: starts from ``init_weights``, whose card's width is then kept. ``init``: "none" (from
+#: scratch) or a file for ``api.init.initialise`` (the seed: ImageNet VGG16 into "encoder").
 STAGE1: dict[str, Any] = {
     **COMMON,
     "stage": 1,
@@ -57,26 +66,63 @@ STAGE1: dict[str, Any] = {
     "lr": 1e-8 * SEED_PIXELS,
     "lambda0": 0.14,
     "topk_period": 10_000,
-    "imagenet_weights": "auto",
+    "init": "none",
     "model_options": {},
 }
 #: Stage 2: from stage 1's weights (``init_weights``), lr 1/10 of stage 1, 20 epochs;
 #: the model, its options and the input width come from stage 1's card.
 STAGE2: dict[str, Any] = {**COMMON, "stage": 2, "epochs": 20, "lr": 1e-9 * SEED_PIXELS}
 LOSS_NAMES = {1: "redlesion-topk-bce", 2: "redlesion-mse"}
+#: Recipe keys of earlier versions, and what replaced them.
+RETIRED_KEYS = {
+    "imagenet_weights": 'name the file in "init": {"file": "…/vgg16-397923af.pth", '
+    '"into": "encoder"} (nothing is looked up in the torch cache any more)',
+}
 
 
 def recipe_for(options: dict[str, Any]) -> dict[str, Any]:
-    """The stage's defaults, then the --config recipe, then --epochs/--batch-size."""
-    config = dict(options.get("config") or {})
+    """The stage's defaults < the --config recipe < --epochs/--batch-size (``merge_recipe``)."""
+    config = options.get("config") or {}
     stage = config.get("stage", 1)
     if stage not in (1, 2):
         raise DataError(f"recipe stage must be 1 or 2, got {stage!r}")
-    recipe = {**(STAGE1 if stage == 1 else STAGE2), **config}
-    for key in ("epochs", "batch_size"):
-        if options.get(key) is not None:
-            recipe[key] = options[key]
+    for key, hint in RETIRED_KEYS.items():
+        if key in config:
+            raise DataError(f"recipe key {key!r} is no longer read: {hint}")
+    recipe = recipes.merge_recipe(STAGE1 if stage == 1 else STAGE2, options)
+    if recipe.get("init_weights") and recipe.get("init", "none") not in (None, "none"):
+        raise DataError(
+            "recipe: 'init_weights' (continue an eyescan model) and 'init' (a file into "
+            "the new model) exclude each other"
+        )
+    if stage == 2 and not recipe.get("init_weights"):
+        raise DataError(
+            'stage 2 starts from stage 1\'s weights: set "init_weights" in the recipe '
+            "(e.g. runs/redlesion-stage1/redseg.safetensors)"
+        )
     return recipe
+
+
+def validation_split(
+    samples: list[Sample], recipe: dict[str, Any], seed: int = 0
+) -> tuple[list[Sample], list[Sample], str]:
+    """(train, validation, rule) of the ``train`` split's samples.
+
+    The data set's own ``val`` images when it marks some; else the recipe's
+    ``val_ids``; else ``val_images`` images held out by ``api.splits.hold_out``
+    (seeded, grouped by patient); none when there are not more images than that.
+    """
+    marked = [s for s in samples if s.split == "val"]
+    if marked:
+        return [s for s in samples if s.split != "val"], marked, "the data set's val images"
+    if recipe.get("val_ids"):
+        kept, held = splits.hold_out(samples, ids=[str(i) for i in recipe["val_ids"]])
+        return kept, held, "the recipe's val_ids"
+    count = int(recipe.get("val_images") or 0)
+    if count <= 0 or len(samples) <= count:
+        return list(samples), [], "none (too few images)"
+    kept, held = splits.hold_out(samples, count=count, seed=seed)
+    return kept, held, f"hold-out of {count} training images, seed {seed}"
 
 
 @dataclass
@@ -86,7 +132,7 @@ class Start:
     module: torch.nn.Module
     name: str
     options: dict[str, Any]
-    init: dict[str, Any]  # how it was initialised
+    init: list[dict[str, Any]]  # how it was initialised (the card's "init")
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier stages
     input_width: int | None = None  # stage 1's, for stage 2
 
@@ -130,45 +176,37 @@ def _tensors(sample: LesionSample) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _initial_model(registry: Any, options: dict[str, Any], recipe: dict[str, Any]) -> Start:
-    """Stage 1: a new model (ImageNet VGG16 encoder when the file is there); otherwise
-    the ``init_weights`` model (stage 2 must have them)."""
+    """The ``init_weights`` model (core loader, hash-checked; stage 2 always), or a new
+    model initialised as the recipe's ``init`` says (``api.init.initialise``)."""
+    from eyescan.api import init as init_files
     from eyescan.api import models
 
-    init = recipe.get("init_weights")
-    if recipe["stage"] == 2 and not init:
-        raise DataError(
-            'stage 2 starts from stage 1\'s weights: set "init_weights" in the recipe '
-            "(e.g. runs/redlesion-stage1/redseg.safetensors)"
-        )
-    if init:
-        loaded = models.load(registry, "redlesion", options.get("model"), Path(init))
+    source = recipe.get("init_weights")
+    if source:
+        loaded = models.load(registry, "redlesion", options.get("model"), Path(source))
         previous = loaded.card.get("training", {})
-        source = {
-            "weights": str(init),
+        start = {
+            "file": Path(source).name,
+            "path": str(source),
             "sha256": loaded.sha256,
-            "stage": previous.get("stage"),
+            "into": "(whole model)",
+            "tensors_loaded": len(loaded.module.state_dict()),
+            "from_stage": previous.get("stage"),
             "best_epoch": previous.get("best_epoch"),
         }
         return Start(
             loaded.module.train(),
             loaded.name,
             loaded.card.get("model_options", {}),
-            source,
+            [start],
             previous.get("stages", []),
             (loaded.card.get("input") or {}).get("width"),
         )
-    from eyescan_redlesion.models import find_imagenet_vgg16, load_imagenet_vgg16
-
     name = options.get("model") or "redseg"
     model_options = dict(recipe.get("model_options") or {})
     module = registry.model("redlesion", name).factory(**model_options)
-    path = find_imagenet_vgg16(recipe.get("imagenet_weights"))
-    if path is not None and float(model_options.get("width", 1.0)) == 1.0:
-        load_imagenet_vgg16(module, path)
-        encoder = f"ImageNet VGG16 ({path.name})"
-    else:
-        encoder = "random (no ImageNet VGG16 file used)"
-    return Start(module, name, model_options, {"encoder": encoder})
+    done = init_files.initialise(module, recipe.get("init"))
+    return Start(module, name, model_options, done)
 
 
 def _pixel_loss(recipe: dict[str, Any], total_steps: int):
@@ -180,19 +218,29 @@ def _pixel_loss(recipe: dict[str, Any], total_steps: int):
 
 
 def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """One stage of Red-Seg training on the ``train`` split of ``data``; the run's summary."""
     registry = get_registry()
-    reader_name, reader = find_reader(registry, "redlesion", data, options.get("reader"))
     recipe = recipe_for(options)
-    config = training.TrainConfig.from_dict(recipe)
+    chosen = read_split(
+        registry,
+        "redlesion",
+        Path(data),
+        "train",
+        options.get("reader"),
+        options.get("columns"),
+        options.get("holdout"),
+    )
+    mask_threshold = reader_mask_threshold(registry, chosen.reader)
+    config = engine.TrainConfig.from_dict(recipe)
     extra = config.extra
     torch.manual_seed(config.seed)
     start = _initial_model(registry, options, recipe)
     module = start.module
     default_width = start.input_width if recipe.get("init_weights") else SEED_WIDTH
     input_width = extra.get("input_width", default_width)
-    loaded = [load_sample(s, input_width) for s in reader.read(data, "train")]
-    n_val = int(extra["val_images"]) if len(loaded) > int(extra["val_images"]) else 0
-    train_set, val_set = loaded[: len(loaded) - n_val], loaded[len(loaded) - n_val :]
+    train_samples, val_samples, val_rule = validation_split(chosen.samples, recipe, config.seed)
+    train_set = [load_sample(s, input_width, mask_threshold) for s in train_samples]
+    val_set = [load_sample(s, input_width, mask_threshold) for s in val_samples]
     train_tensors = [_tensors(s) for s in train_set]
     steps = max(1, math.ceil(int(extra["repeats"]) * len(train_set) / config.batch_size))
     if config.steps_per_epoch:
@@ -208,8 +256,8 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         for k in range(steps):
             if isinstance(pixel_loss, TopKBalancedBCE):
                 pixel_loss.iteration = (epoch - 1) * steps + k + 1
-            chosen = order[k * config.batch_size : (k + 1) * config.batch_size]
-            items = [train_tensors[int(i)] for i in chosen]
+            picked = order[k * config.batch_size : (k + 1) * config.batch_size]
+            items = [train_tensors[int(i)] for i in picked]
             if extra.get("augment", True):
                 items = [dihedral(image, masks, generator) for image, masks in items]
             yield collate(items, stride)
@@ -221,12 +269,12 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
             yield {**collate([_tensors(sample)], stride), **fixed}
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
-        truth, score = _pooled(model, val_set)
+        truth, score = pooled(model, val_set)
         return {f"{name}_auc_pr": metrics.auc_pr(truth[name], score[name]) for name in LESIONS}
 
     names = module.output_names()
-    losses = [training.WeightedLoss(name, supervision.term(name)) for name in names]
-    stage_record = {
+    losses = [engine.WeightedLoss(name, supervision.term(name)) for name in names]
+    stage_record: dict[str, Any] = {
         "stage": recipe["stage"],
         "loss": LOSS_NAMES[recipe["stage"]],
         "deep_supervision": names,
@@ -245,19 +293,21 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         "model_options": start.options,
         "input": {"width": input_width, "normalisation": "imagenet", "pad_multiple": stride},
         "thresholds": dict(DEFAULT_THRESHOLDS),
+        "init": start.init,
         "training": {
             **stage_record,
             "stages": [*start.history, stage_record],
-            "data": str(data),
-            "reader": reader_name,
+            "data": chosen.info,
+            "data_path": str(data),
             "train_images": len(train_set),
             "val_images": [s.id for s in val_set],
+            "val_rule": val_rule,
             "lr_note": "losses are means over pixels: seed's lr × N and weight decay ÷ N "
             "reproduce its summed-loss SGD steps (N = 1072·712)",
             "command": options.get("command", ""),
         },
     }
-    result = training.fit(
+    result = engine.fit(
         module,
         train_batches,
         val_batches if val_set else None,
@@ -271,109 +321,25 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         resume=bool(options.get("resume")),
     )
     summary: dict[str, Any] = {
-        "weights": str(result.best_weights),
+        **result.summary(),
         "stage": recipe["stage"],
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "epochs_run": result.epochs_run,
         "iterations": total_steps,
+        "data": chosen.info,
     }
     if val_set and result.best_weights.exists():
-        summary["thresholds"] = _choose_thresholds(registry, result.best_weights, val_set)
+        summary["thresholds"] = choose_thresholds(registry, result.best_weights, val_set)
     return summary
 
 
-def _pooled(
-    model: torch.nn.Module, samples: list[LesionSample]
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """All pixels' truth and probability per lesion type (samples at model scale)."""
-    was_training = model.training
-    model.eval()
-    truth: dict[str, list[np.ndarray]] = {name: [] for name in LESIONS}
-    score: dict[str, list[np.ndarray]] = {name: [] for name in LESIONS}
-    with torch.no_grad():
-        for sample in samples:
-            probs = lesion_probabilities(model, sample.image)
-            for name in LESIONS:
-                truth[name].append(getattr(sample, name).ravel())
-                score[name].append(probs[name].ravel())
-    model.train(was_training)
-    return (
-        {k: np.concatenate(v) for k, v in truth.items()},
-        {k: np.concatenate(v) for k, v in score.items()},
-    )
-
-
-def _choose_thresholds(registry: Any, best: Path, val_set: list[LesionSample]) -> dict[str, float]:
+def choose_thresholds(registry: Any, best: Path, val_set: list[LesionSample]) -> dict[str, float]:
     """Per-lesion thresholds with the best pixel F1 on the validation images, into the card."""
-    from eyescan.api import models
+    from eyescan.api import models, weights
 
     loaded = models.load(registry, "redlesion", None, best)
-    truth, score = _pooled(loaded.module, val_set)
+    truth, score = pooled(loaded.module, val_set)
     thresholds = {
         name: best_f1_threshold(truth[name], score[name], DEFAULT_THRESHOLDS[name])
         for name in LESIONS
     }
     weights.update_card(best, thresholds=thresholds, thresholds_from="best pixel F1 on validation")
     return thresholds
-
-
-def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """Pixel P/R/AUC-PR per lesion over all test pixels, and lesion-level detection."""
-    registry = get_registry()
-    reader_name, reader = find_reader(registry, "redlesion", data, options.get("reader"))
-    split = options.get("split") or "test"
-    samples = reader.read(data, split)
-    card = model.card or {}
-    input_width = (card.get("input") or {}).get("width")
-    thresholds = {**DEFAULT_THRESHOLDS, **(card.get("thresholds") or {})}
-    per_image, truths, scores = [], {n: [] for n in LESIONS}, {n: [] for n in LESIONS}
-    totals = {n: {"truths": 0, "detected": 0, "predicted": 0, "true_predicted": 0} for n in LESIONS}
-    for sample in samples:
-        loaded = load_sample(sample, input_width)
-        probs = lesion_probabilities(model.module, loaded.image)
-        row: dict[str, Any] = {"id": sample.id, "input": str(sample.image)}
-        for name in LESIONS:
-            truth = getattr(loaded, name)
-            counts = detection_counts(truth, probs[name] >= thresholds[name])
-            for key, value in counts.items():
-                totals[name][key] += value
-            row[f"{name}_truth_count"] = counts["truths"]
-            row[f"{name}_count"] = counts["predicted"]
-            row[f"{name}_detected"] = counts["detected"]
-            row[f"{name}_auc_pr"] = metrics.auc_pr(truth, probs[name])
-            truths[name].append(truth.ravel())
-            scores[name].append(probs[name].ravel())
-        per_image.append(row)
-        if options.get("on_event"):
-            options["on_event"]({"event": "image", "id": sample.id})
-    summary: dict[str, Any] = {
-        "data": str(data),
-        "reader": reader_name,
-        "split": split,
-        "images": len(samples),
-        "input_width": input_width,
-        "region": "all pixels",
-    }
-    for name in LESIONS:
-        truth, score = np.concatenate(truths[name]), np.concatenate(scores[name])
-        m = metrics.binary_metrics(truth, score, threshold=thresholds[name])
-        even = break_even(truth, score)
-        summary.update(
-            {
-                f"{name}_auc_pr": m["auc_pr"],
-                f"{name}_precision": m["precision"],
-                f"{name}_recall": m["sensitivity"],
-                f"{name}_f1": m["f1"],
-                f"{name}_threshold": thresholds[name],
-                f"{name}_break_even_precision": even["precision"],
-                f"{name}_break_even_recall": even["recall"],
-                **{f"{name}_{k}": v for k, v in detection_rates(totals[name]).items()},
-                f"{name}_lesions": totals[name]["truths"],
-                f"{name}_lesions_detected": totals[name]["detected"],
-                f"{name}_components_predicted": totals[name]["predicted"],
-            }
-        )
-    if options.get("update_card") and model.weights is not None:
-        weights.update_card(model.weights, metrics=summary)
-    return {"summary": summary, "images": per_image}

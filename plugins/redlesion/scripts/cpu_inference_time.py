@@ -19,8 +19,7 @@ import time
 import torch
 
 from eyescan.api import synthetic
-from eyescan_redlesion.models import redseg
-from eyescan_redlesion.task import lesion_probabilities
+from eyescan_redlesion.models import lesion_probabilities, redseg
 
 
 def main() -> None:

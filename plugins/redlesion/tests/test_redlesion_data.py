@@ -1,4 +1,4 @@
-"""IDRiD layout and manifest readers, mask decoding, resizing, lesion counting."""
+"""IDRiD layout and manifest readers (splits marked), mask decoding, resizing, lesion counting."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyescan.api import DataError
-from eyescan_redlesion.data import (
-    IdridReader,
-    input_size,
-    load_sample,
-    manifest_reader,
-    read_lesion_mask,
-)
+from eyescan.api import DataError, splits
+from eyescan_redlesion.data import IdridReader, input_size, load_sample, manifest_reader
 from eyescan_redlesion.lesions import (
     best_f1_threshold,
     break_even,
@@ -32,7 +26,12 @@ def _red_tif(path, mask):
     Image.fromarray(red).save(path)
 
 
-def write_idrid(root, shape=(24, 36)):
+def _zero_one_tif(path, mask):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(mask.astype(np.uint8)).save(path)  # 0/1 grey: not empty at > 127
+
+
+def write_idrid(root, shape=(24, 36), writer=_red_tif):
     """Two training images (the second without haemorrhages) and one test image."""
     rng = np.random.default_rng(0)
     for split, numbers in (("a. Training Set", (1, 2)), ("b. Testing Set", (3,))):
@@ -45,46 +44,74 @@ def write_idrid(root, shape=(24, 36)):
             truth = root / SEG / "2. All Segmentation Groundtruths" / split
             ma = np.zeros(shape, bool)
             ma[2:4, 2:4] = True
-            _red_tif(truth / "1. Microaneurysms" / f"{stem}_MA.tif", ma)
+            writer(truth / "1. Microaneurysms" / f"{stem}_MA.tif", ma)
             he_dir = truth / "2. Haemorrhages"
             he_dir.mkdir(parents=True, exist_ok=True)
             if n != 2:
                 he = np.zeros(shape, bool)
                 he[10:20, 10:20] = True
-                _red_tif(he_dir / f"{stem}_HE.tif", he)
+                writer(he_dir / f"{stem}_HE.tif", he)
     return root
 
 
-def test_idrid_reader_as_distributed(tmp_path):
+def test_idrid_reader_as_distributed_marks_the_official_split(tmp_path):
     root = write_idrid(tmp_path / "IDRiD")
     reader = IdridReader()
     assert reader.detect(root) and reader.detect(root / SEG)
     assert not reader.detect(tmp_path)
-    train = reader.read(root, "train")
-    assert [s.id for s in train] == ["IDRiD_01", "IDRiD_02"]
+    samples = reader.read(root)
+    assert [(s.id, s.split) for s in samples] == [
+        ("IDRiD_01", "train"), ("IDRiD_02", "train"), ("IDRiD_03", "test")
+    ]  # fmt: skip
+    assert [s.id for s in reader.read(root / SEG)] == ["IDRiD_01", "IDRiD_02", "IDRiD_03"]
+    train, _ = splits.select(samples, "train")
+    test, info = splits.select(samples, "test")
+    assert not splits.overlap(train, test) and info["rule"] == "the data set's own split"
     assert set(train[0].masks) == {"ma", "he"} and set(train[1].masks) == {"ma"}
-    assert [s.id for s in reader.read(root / SEG, "test")] == ["IDRiD_03"]
     sample = load_sample(train[0])
     assert sample.ma.sum() == 4 and sample.he.sum() == 100
     assert load_sample(train[1]).he.sum() == 0  # no HE file: no haemorrhage
 
 
-def test_idrid_reader_errors(tmp_path):
+def test_idrid_reader_with_only_a_training_set_and_errors(tmp_path):
     root = write_idrid(tmp_path / "IDRiD")
-    with pytest.raises(DataError, match="no 'valid' set"):
-        IdridReader().read(root, "valid")
+    import shutil
+
+    for part in ("1. Original Images", "2. All Segmentation Groundtruths"):
+        shutil.rmtree(root / SEG / part / "b. Testing Set")
+    assert {s.split for s in IdridReader().read(root)} == {"train"}
     with pytest.raises(DataError, match="no IDRiD"):
-        IdridReader().read(tmp_path / "elsewhere", "train")
+        IdridReader().read(tmp_path / "elsewhere")
 
 
-def test_lesion_masks_red_grey_and_zero_one(tmp_path):
+def test_zero_one_idrid_masks_read_as_lesions(tmp_path):
+    root = write_idrid(tmp_path / "IDRiD", writer=_zero_one_tif)
+    first = IdridReader().read(root)[0]
+    sample = load_sample(first)
+    assert sample.ma.sum() == 4 and sample.he.sum() == 100
+
+
+def test_masks_red_grey_zero_one_and_the_readers_threshold(tmp_path):
+    image = np.zeros((6, 8, 3), np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
     mask = np.zeros((6, 8), bool)
     mask[1:3, 2:5] = True
     _red_tif(tmp_path / "red.tif", mask)
     Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "grey.png")
     Image.fromarray(mask.astype(np.uint8)).save(tmp_path / "one.png")
-    for name in ("red.tif", "grey.png", "one.png"):
-        assert np.array_equal(read_lesion_mask(tmp_path / name), mask), name
+    faint = mask.astype(np.uint8) * 60  # a JPEG-copy-like grey level with noise below 30
+    faint[5, 7] = 20
+    Image.fromarray(faint).save(tmp_path / "faint.png")
+    rows = "".join(f"a.png,{name},\n" for name in ("red.tif", "grey.png", "one.png", "faint.png"))
+    (tmp_path / "data.csv").write_text("image,ma,he\n" + rows)
+    # by content (None): the 0/1, 0/255 and red masks; at 30 (the JPEG copies): the faint one too
+    for threshold, right in ((None, "TTTF"), (30, "TTFT")):
+        reader = manifest_reader(mask_threshold=threshold)
+        assert reader.mask_threshold == threshold
+        for sample, expected in zip(reader.read(tmp_path / "data.csv"), right):
+            decoded = load_sample(sample, None, reader.mask_threshold).ma
+            assert np.array_equal(decoded, mask) == (expected == "T"), (threshold, sample.masks)
+    assert IdridReader(mask_threshold=30).mask_threshold == 30
 
 
 def test_manifest_reader_and_resizing(tmp_path):
@@ -94,8 +121,8 @@ def test_manifest_reader_and_resizing(tmp_path):
     mask[10:20, 20:40] = True
     Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "a_ma.png")
     (tmp_path / "data.csv").write_text("image,ma,he\na.png,a_ma.png,\n")
-    samples = manifest_reader().read(tmp_path / "data.csv", "train")
-    assert samples[0].masks == {"ma": tmp_path / "a_ma.png"}
+    samples = manifest_reader().read(tmp_path / "data.csv")
+    assert samples[0].masks == {"ma": tmp_path / "a_ma.png"} and samples[0].split is None
     small = load_sample(samples[0], input_width=30)
     assert small.image.shape == (20, 30, 3) and small.scale == 0.5
     assert small.ma.sum() == 50 and small.he.sum() == 0
@@ -107,7 +134,7 @@ def test_mask_size_mismatch_is_a_clear_error(tmp_path):
     Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "m.png")
     (tmp_path / "data.csv").write_text("image,ma,he\na.png,m.png,\n")
-    sample = manifest_reader().read(tmp_path / "data.csv", "test")[0]
+    sample = manifest_reader().read(tmp_path / "data.csv")[0]
     with pytest.raises(DataError, match="m.png: mask size"):
         load_sample(sample)
 

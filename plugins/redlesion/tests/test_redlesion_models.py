@@ -1,4 +1,4 @@
-"""Red-Seg's architecture: VGG16 encoder, the two branches, ablations, ImageNet loading."""
+"""Red-Seg's architecture: VGG16 encoder, the two branches, ablations, init from a VGG16 file."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import pytest
 import torch
 from torch import nn
 
+from eyescan.api import WeightsError
+from eyescan.api import init as init_files
 from eyescan_redlesion.models import (
     VGG16_GROUPS,
     RedSeg,
-    find_imagenet_vgg16,
-    load_imagenet_vgg16,
+    lesion_probabilities,
     redseg,
     redseg_ma_c1234,
     redseg_ma_c2345,
 )
-from eyescan_redlesion.task import lesion_probabilities
 
 
 def test_encoder_is_vgg16_thirteen_convs_laid_out_as_torchvision():
@@ -63,20 +63,29 @@ def test_ablation_variants_fuse_other_groups():
         RedSeg(ma_levels=(0, 2))
 
 
-def test_imagenet_weights_load_from_a_torchvision_file(tmp_path):
-    source = redseg()
-    state = {k: v.clone() for k, v in source.encoder.state_dict().items()}
-    state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored: not part of Red-Seg
+class _TorchvisionVGG16(nn.Module):
+    """torchvision's ``vgg16()`` layout: ``features`` (31 layers) and a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models.vgg import cfgs, make_layers
+
+        self.features = make_layers(cfgs["D"])
+        self.classifier = nn.Sequential(nn.Linear(4, 2))  # stands in for the 4096-wide head
+
+
+def test_a_torchvision_vgg16_file_initialises_the_encoder_through_the_core(tmp_path):
+    source = _TorchvisionVGG16()
     path = tmp_path / "vgg16-397923af.pth"
-    torch.save(state, path)
-    assert find_imagenet_vgg16(path) == path
-    assert find_imagenet_vgg16(tmp_path / "absent.pth") is None
-    assert find_imagenet_vgg16(None) is None
+    torch.save(source.state_dict(), path)  # keys as torchvision's: features.N.*, classifier.*
     target = redseg()
-    assert load_imagenet_vgg16(target, path) == 26
-    assert torch.equal(target.encoder.features[28].weight, source.encoder.features[28].weight)
-    with pytest.raises(ValueError, match="not VGG16"):
-        load_imagenet_vgg16(redseg(width=0.5), path)
+    done = init_files.initialise(target, {"file": str(path), "into": "encoder"})
+    assert done[0]["tensors_loaded"] == done[0]["tensors_in_part"] == 26
+    assert done[0]["file"] == path.name and len(done[0]["sha256"]) == 64
+    assert torch.equal(target.encoder.features[28].weight, source.features[28].weight)
+    assert torch.equal(target.encoder.features[0].bias, source.features[0].bias)
+    with pytest.raises(WeightsError, match="no tensor fits"):
+        init_files.initialise(redseg(width=0.5), {"file": str(path), "into": "encoder"})
 
 
 def test_probabilities_at_any_size_and_at_the_model_scale():

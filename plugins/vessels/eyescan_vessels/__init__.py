@@ -1,8 +1,10 @@
 """eyescan plugin: retinal vessel segmentation (hook implementations only).
 
 Where things live: models in ``models.py``, losses in ``losses.py``, data
-readers in ``data.py``, prediction and outputs in ``task.py``, training and
-evaluation in ``training.py``, shipped weights + model cards in ``weights/``.
+readers and sample loading in ``data.py``, the network's view of one image in
+``inference.py``, prediction and outputs in ``task.py``, training in
+``training.py``, evaluation in ``evaluation.py``, skeleton measurements in
+``morphometry.py``, shipped weights + model cards in ``weights/``.
 """
 
 from __future__ import annotations

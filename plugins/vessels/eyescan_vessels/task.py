@@ -1,18 +1,23 @@
-"""The vessels task: preprocessing, prediction, outputs, training and evaluation."""
+"""The vessels task: preprocessing, prediction and output files.
+
+Training and evaluation live in ``training.py`` and ``evaluation.py``; the
+methods below import them when called.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from eyescan.api import Prediction, Task, fundus, imageio, metrics, overlays
+from eyescan.api import Prediction, PredictOption, Task, fundus, imageio, overlays
+from eyescan_vessels.data import enhance
+from eyescan_vessels.inference import THRESHOLD, TILE, normalise, probability_map
+
+__all__ = ["VesselsTask", "THRESHOLD", "TILE", "normalise", "probability_map"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-THRESHOLD = 0.5
-#: Images larger than this (either side) are predicted in overlapping tiles.
-TILE = 1024
 
 
 class VesselsTask(Task):
@@ -21,10 +26,11 @@ class VesselsTask(Task):
     description = "Retinal vessel segmentation of colour fundus photographs"
     default_model = "unet-isam"
     weights_dir = WEIGHTS_DIR
+    predict_options: ClassVar[tuple[PredictOption, ...]] = (
+        PredictOption("morphometry", "skeleton length, density and mean width of the vessels"),
+    )
 
     def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
-        from eyescan_vessels.data import enhance
-
         return {"image": enhance(image), "fov": fundus.fov_mask(image), "original": image}
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
@@ -43,7 +49,7 @@ class VesselsTask(Task):
                 "threshold": THRESHOLD,
             }
             arrays = {"probability": prob, "mask": vessels, "fov": fov}
-            if getattr(self, "morphometry", False):  # predict --morphometry
+            if self.options.get("morphometry", False):  # predict --morphometry
                 from eyescan_vessels.morphometry import measure
 
                 extra, arrays["skeleton"] = measure(vessels, fov)
@@ -77,28 +83,6 @@ class VesselsTask(Task):
         return train(self, data, options)
 
     def evaluate(self, model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
-        from eyescan_vessels.training import evaluate
+        from eyescan_vessels.evaluation import evaluate
 
         return evaluate(model, data, options)
-
-
-def probability_map(module: Any, image: np.ndarray) -> np.ndarray:
-    """Vessel probability (float32 H×W) of a preprocessed image of any size."""
-    import torch
-
-    from eyescan.api import segmentation
-
-    x = segmentation.to_tensor(normalise(image))
-    stride = getattr(module, "stride", 16)
-    logits = segmentation.predict_logits(module, x, stride, tile=TILE)
-    return torch.sigmoid(logits)[0, 0].numpy().astype(np.float32)
-
-
-def normalise(image: np.ndarray) -> np.ndarray:
-    """Centre the [0, 1] enhanced image for the network."""
-    return (image - 0.5) / 0.25
-
-
-def evaluation_metrics(prob: np.ndarray, vessels: np.ndarray, fov: np.ndarray) -> dict[str, float]:
-    """DRIVE-protocol metrics of one probability map, inside the FOV."""
-    return metrics.binary_metrics(vessels, prob, mask=fov, threshold=THRESHOLD)

@@ -1,4 +1,4 @@
-"""Training and evaluation of vessel models (patch-based training on the CPU)."""
+"""Training of vessel models: random FOV-centred patches, validation on held-out images."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from eyescan.api import DataError, augment, find_reader, get_registry, metrics, training, weights
-from eyescan_vessels.data import LoadedSample, load_sample
-from eyescan_vessels.task import THRESHOLD, normalise, probability_map
+from eyescan.api import augment, get_registry, init, metrics, recipes, splits, training
+from eyescan_vessels.data import LoadedSample, load_sample, read_data
+from eyescan_vessels.inference import THRESHOLD, normalise, probability_map
 
 #: The seed's recipe (BCE, SGD lr 0.001, batch 4, 40 epochs). Override with --config.
+#: ``val_ids`` (image ids) fixes the validation images; otherwise ``val_images`` of the
+#: training images are held out by ``api.splits.hold_out`` (seeded).
 DEFAULT_RECIPE: dict[str, Any] = {
     "epochs": 40,
     "batch_size": 4,
@@ -23,7 +25,20 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "patch_size": 128,
     "patches_per_epoch": 1000,
     "val_images": 3,
+    "val_ids": None,
+    "init": "none",
     "model_options": {},
+    # the spec's augmentation: rotation, flips, diagonal flip, colour jitter, noise
+    "augment": {
+        "rotation": 180.0,
+        "hflip": True,
+        "vflip": True,
+        "transpose": True,
+        "brightness": 0.2,
+        "contrast": 0.2,
+        "saturation": 0.2,
+        "noise_std": 0.02,
+    },
 }
 
 
@@ -33,23 +48,36 @@ def _tensors(sample: LoadedSample) -> tuple[torch.Tensor, torch.Tensor]:
     return image, masks
 
 
+def validation_split(samples: list, extra: dict[str, Any], seed: int) -> tuple[list, list]:
+    """``(train, val)`` of the training samples: those the data set marks ``val``;
+    else the recipe's ``val_ids``; else ``val_images`` of them by the core's seeded
+    hold-out (grouped by patient; none when there are too few)."""
+    marked = [s for s in samples if s.split == "val"]
+    if marked:
+        return [s for s in samples if s.split != "val"], marked
+    if extra.get("val_ids"):
+        return splits.hold_out(samples, ids=list(extra["val_ids"]))
+    count = int(extra.get("val_images") or 0)
+    if len(samples) <= count:
+        return list(samples), []
+    return splits.hold_out(samples, seed=seed, count=count)
+
+
 def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     registry = get_registry()
-    reader_name, reader = find_reader(registry, "vessels", data, options.get("reader"))
-    recipe = {**DEFAULT_RECIPE, **(options.get("config") or {})}
-    for key in ("epochs", "batch_size"):
-        if options.get(key) is not None:
-            recipe[key] = options[key]
+    recipe = recipes.merge_recipe(DEFAULT_RECIPE, options)
     config = training.TrainConfig.from_dict(recipe)
     extra = config.extra
+    augmentation = augment.AugmentConfig.from_dict(extra.get("augment"))
     model_name = options.get("model") or task.default_model
     module = registry.model("vessels", model_name).factory(**extra["model_options"])
+    initialised = init.initialise(module, extra.get("init"))
 
-    loaded = [load_sample(s) for s in reader.read(data, "train")]
-    n_val = int(extra["val_images"]) if len(loaded) > int(extra["val_images"]) else 0
-    train_set, val_set = loaded[: len(loaded) - n_val], loaded[len(loaded) - n_val :]
+    chosen, threshold = read_data(registry, data, "train", options)
+    train_samples, val_samples = validation_split(chosen.samples, extra, config.seed)
+    train_set = [load_sample(s, threshold) for s in train_samples]
+    val_set = [load_sample(s, threshold) for s in val_samples]
     train_tensors = [_tensors(s) for s in train_set]
-    augmentation = augment.AugmentConfig(**extra.get("augment", {}))
     patch, per_epoch = int(extra["patch_size"]), int(extra["patches_per_epoch"])
 
     def train_batches(epoch: int):
@@ -98,9 +126,11 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         "task": "vessels",
         "model": model_name,
         "model_options": extra["model_options"],
+        "init": initialised,
         "training": {
-            "data": str(data),
-            "reader": reader_name,
+            "data": chosen.info,
+            "source": str(data),
+            "reader": chosen.reader,
             "train_images": len(train_set),
             "val_images": [s.id for s in val_set],
             "command": options.get("command", ""),
@@ -118,64 +148,4 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         on_event=options.get("on_event"),
         resume=bool(options.get("resume")),
     )
-    summary: dict[str, Any] = {
-        "weights": str(result.best_weights),
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "epochs_run": result.epochs_run,
-    }
-    return summary
-
-
-def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """Metrics on the test split inside the FOV: per image and pooled over all pixels."""
-    registry = get_registry()
-    reader_name, reader = find_reader(registry, "vessels", data, options.get("reader"))
-    samples = reader.read(data, options.get("split") or "test")
-    per_image, truths, scores = [], [], []
-    for sample in samples:
-        loaded = load_sample(sample)
-        prob = probability_map(model.module, loaded.image)
-        if prob.shape != loaded.vessels.shape:
-            raise DataError(f"{sample.image}: prediction size {prob.shape} != mask size")
-        m = metrics.binary_metrics(loaded.vessels, prob, mask=loaded.fov, threshold=THRESHOLD)
-        per_image.append({"id": sample.id, "input": str(sample.image), **m})
-        truths.append(loaded.vessels[loaded.fov])
-        scores.append(prob[loaded.fov])
-        if options.get("on_event"):
-            options["on_event"]({"event": "image", "id": sample.id})
-    pooled = metrics.binary_metrics(
-        np.concatenate(truths), np.concatenate(scores), threshold=THRESHOLD
-    )
-    summary = {
-        "data": str(data),
-        "reader": reader_name,
-        "split": options.get("split") or "test",
-        "images": len(samples),
-        "region": "inside FOV",
-        "pooled": "all FOV pixels",
-        **pooled,
-    }
-    if options.get("update_card") and model.weights is not None:
-        weights.update_card(model.weights, metrics=summary)
-    curves = pooled_curves(np.concatenate(truths), np.concatenate(scores), pooled)
-    return {"summary": summary, "images": per_image, "curves": curves}
-
-
-def pooled_curves(
-    truth: np.ndarray, score: np.ndarray, pooled: dict[str, float], pixels: int = 200_000
-) -> dict[str, Any]:
-    """ROC/PR points of the pooled FOV pixels for ``--plots``.
-
-    The points come from a fixed random subsample; the areas are the exact pooled ones.
-    """
-    from eyescan.api import plots
-
-    if truth.size > pixels:
-        keep = np.random.default_rng(0).choice(truth.size, pixels, replace=False)
-        truth, score = truth[keep], score[keep]
-    curves = plots.binary_curves(truth, score)
-    for kind, key in (("roc", "auc_roc"), ("pr", "auc_pr")):
-        if kind in curves:
-            curves[kind]["auc"] = pooled[key]
-    return {"label": "pooled FOV pixels", **curves}
+    return {**result.summary(), "data": chosen.info, "val_images": card["training"]["val_images"]}

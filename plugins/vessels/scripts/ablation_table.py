@@ -6,7 +6,7 @@ For each model, reads ``OUT/MODEL/test.jsonl`` (``eyescan evaluate vessels
 --json``) and ``OUT/MODEL/benchmark.json`` (``eyescan benchmark vessels
 --json``), and counts the parameters and the forward GFLOPs at DRIVE size
 (584×565, padded to a multiple of the network stride as the task pads it;
-``eyescan.models.cost.count_flops``: convolutions and matrix products, 2
+``api.cost.count_flops``: convolutions and matrix products, 2
 FLOPs per multiply-add, element-wise work not counted) on the registered
 model itself. Published reference rows follow the measured ones.
 """
@@ -35,14 +35,12 @@ def size_and_flops(model: str) -> tuple[int, float]:
     """Parameters and GFLOPs of one forward at DRIVE size (the task's padded input)."""
     import torch
 
-    from eyescan.models.cost import count_flops
-    from eyescan.models.loading import count_parameters, create
-    from eyescan.plugins.registry import get_registry
+    from eyescan.api import cost, get_registry, models
 
-    module = create(get_registry(), "vessels", model).eval()
+    module = models.create(get_registry(), "vessels", model).eval()
     stride = getattr(module, "stride", 16)
     h, w = (-(-side // stride) * stride for side in DRIVE_SIZE)  # 584×565 → 592×576
-    return count_parameters(module), count_flops(module, torch.zeros(1, 3, h, w)) / 1e9
+    return cost.count_parameters(module), cost.count_flops(module, torch.zeros(1, 3, h, w)) / 1e9
 
 
 def num(value: float | None, digits: int = 4) -> str:

@@ -19,22 +19,19 @@ import numpy as np
 
 
 def main(data: Path, names: list[str]) -> None:
-    from eyescan.data.readers import find_reader
-    from eyescan.evaluation import metrics
-    from eyescan.models import loading as models
-    from eyescan.plugins.registry import get_registry
-    from eyescan_vessels.data import load_sample
-    from eyescan_vessels.task import THRESHOLD, probability_map
+    from eyescan.api import get_registry, metrics, models
+    from eyescan_vessels.data import load_sample, read_data
+    from eyescan_vessels.inference import THRESHOLD, probability_map
 
     registry = get_registry()
     task = registry.task("vessels")
     shipped = [e.name for e in registry.models_for("vessels") if task.default_weights(e.name)]
     names = names or shipped
     modules = {name: models.load(registry, "vessels", name).module for name in names}
-    _, reader = find_reader(registry, "vessels", data, None)
+    chosen, threshold = read_data(registry, data, "test", {})
     truth, scores = [], {(name, flip): [] for name in names for flip in (False, True)}
-    for sample in reader.read(data, "test"):
-        loaded = load_sample(sample)
+    for sample in chosen.samples:
+        loaded = load_sample(sample, threshold)
         truth.append(loaded.vessels[loaded.fov])
         mirrored = np.ascontiguousarray(loaded.image[:, ::-1])
         for name, module in modules.items():

@@ -62,6 +62,29 @@ def test_vessels_outside_the_fov_are_not_measured():
     assert values["vessel_length_px"] < 40
 
 
+def test_morphometry_is_a_declared_predict_option_of_a_run_copy():
+    """``task.configured({"morphometry": True})`` measures; the registered task does not."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from eyescan.api import get_registry, synthetic
+    from eyescan_vessels.models import unet
+
+    task = get_registry().task("vessels")
+    assert [o.name for o in task.predict_options] == ["morphometry"]
+    assert task.predict_options[0].help and task.predict_options[0].default is False
+    torch.manual_seed(0)
+    model = SimpleNamespace(module=unet(width=2, depth=2).eval())
+    item = task.preprocess(synthetic.make_fundus(64, seed=1).image, "x")
+    run = task.configured({"morphometry": True})
+    measured = run.predict(model, [item])[0]
+    plain = task.predict(model, [item])[0]
+    assert "vessel_length_px" in measured.values and "skeleton" in measured.arrays
+    assert "vessel_length_px" not in plain.values and "skeleton" not in plain.arrays
+    assert not task.options.get("morphometry")  # the registered task is untouched
+
+
 def test_predict_morphometry_outputs_and_resume(tmp_path):
     """Through the CLI on the bundled photographs, with the shipped weights."""
     if not (SHIPPED / "unet.safetensors").exists():

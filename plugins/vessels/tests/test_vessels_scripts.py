@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eyescan.data.synthetic import write_drive_layout
+from eyescan.api import synthetic
 from eyescan.testing import invoke_cli, json_lines
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,7 +28,7 @@ NUMBER = r"\d+\.\d{4}"
 
 
 def test_ablation_script_trains_evaluates_benchmarks_and_resumes(tmp_path):
-    data = write_drive_layout(tmp_path / "drive", n_train=3, n_test=1, size=64)
+    data = synthetic.write_drive_layout(tmp_path / "drive", n_train=3, n_test=1, size=64)
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps(TINY_RECIPE))
     env = {
@@ -57,7 +57,7 @@ def test_ablation_script_trains_evaluates_benchmarks_and_resumes(tmp_path):
 
 
 def test_averaging_check_single_model_row_matches_evaluate(tmp_path):
-    data = write_drive_layout(tmp_path / "drive", n_train=1, n_test=2, size=64)
+    data = synthetic.write_drive_layout(tmp_path / "drive", n_train=1, n_test=2, size=64)
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "averaging_check.py"), str(data), "unet-isam", "sccunet"],
         capture_output=True,

@@ -1,0 +1,368 @@
+"""Evaluation of DR graders, lesion detectors and the two together, with 95 % CIs.
+
+Grading: quadratic weighted kappa, accuracy, 5×5 confusion matrix, referable-DR
+(grade ≥ 2) sensitivity, specificity and AUC, for the classifier, the
+lesion-based grade and their combination. Detection: mAP@0.5 and per-class and
+pooled precision / recall at the detector's operating threshold. Every
+headline metric gets a percentile-bootstrap interval over images
+(``summary["ci95"]``). Never imports ``training.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eyescan.api import DataError, bootstrap, get_registry, imageio, metrics, read_split
+from eyescan_drgrade.data import square_fundus
+from eyescan_drgrade.lesions import (
+    GRADE_NAMES,
+    LESION_CLASSES,
+    N_GRADES,
+    REFERABLE_GRADE,
+    canonical_label,
+)
+
+EVAL_BATCH = 16
+#: Grading metrics that get a prefix (``lesion_grade_``, ``combined_``) and a CI.
+GRADE_KEYS = ("kappa", "accuracy", "referable_sensitivity", "referable_specificity")
+#: Pooled detection metrics of the summary (and their CIs).
+DETECTION_KEYS = ("map", "detection_precision", "detection_recall")
+IOU = 0.5
+
+
+def grade_metrics(
+    truth: Sequence[int], predicted: Sequence[int], referable_score: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Quadratic weighted kappa, accuracy, 5×5 confusion matrix (rows: truth) and
+    referable-DR (grade ≥ 2) sensitivity, specificity and AUC (from ``referable_score``)."""
+    y = np.asarray(truth, dtype=int)
+    p = np.asarray(predicted, dtype=int)
+    labels = list(range(N_GRADES))
+    kappa = metrics.quadratic_kappa(y, p, labels=labels) if len(y) else float("nan")
+    out: dict[str, Any] = {
+        "n": int(len(y)),
+        "kappa": kappa,
+        "accuracy": float((y == p).mean()) if len(y) else float("nan"),
+    }
+    refer_true, refer_pred = y >= REFERABLE_GRADE, p >= REFERABLE_GRADE
+    rates = metrics.from_confusion(metrics.confusion(refer_true, refer_pred))
+    out["referable_sensitivity"] = rates["sensitivity"]
+    out["referable_specificity"] = rates["specificity"]
+    if referable_score is not None:
+        out["referable_auc"] = (
+            metrics.auc_roc(refer_true, np.asarray(referable_score, float))
+            if len(y)
+            else float("nan")
+        )
+    out["confusion_matrix"] = metrics.confusion_matrix(y, p, N_GRADES)
+    return out
+
+
+def detection_metrics(
+    predictions: list[dict[str, Any]], truths: list[dict[str, Any]], score_threshold: float
+) -> dict[str, Any]:
+    """mAP@0.5 (VOC all-point AP over all detections) and, at ``score_threshold``,
+    per-class and pooled precision and recall.
+
+    ``predictions[i]``: ``{"boxes", "labels", "scores"}`` of image ``i``;
+    ``truths[i]``: ``{"boxes", "labels"}``. Labels are lesion class names.
+    """
+    ranked = metrics.detection_ap(predictions, truths, iou_threshold=IOU)
+    kept = []
+    for pred in predictions:
+        keep = np.asarray(pred["scores"], float) >= score_threshold
+        kept.append(
+            {
+                "boxes": np.asarray(pred["boxes"], float).reshape(-1, 4)[keep],
+                "labels": [label for label, k in zip(pred["labels"], keep) if k],
+                "scores": np.asarray(pred["scores"], float)[keep],
+            }
+        )
+    operating = metrics.detection_ap(kept, truths, iou_threshold=IOU)
+    out: dict[str, Any] = {"map": ranked["map"], "score_threshold": score_threshold}
+    tp = detections = n_truth = 0.0
+    for name in LESION_CLASSES:
+        at_all = ranked["per_class"].get(name, {})
+        at_op = operating["per_class"].get(name, {})
+        truths_n = int(at_op.get("truths", at_all.get("truths", 0)))
+        found = int(at_op.get("detections", 0))
+        recall = float(at_op.get("recall", 0.0)) if truths_n else float("nan")
+        out[f"ap_{name}"] = float(at_all.get("ap", float("nan")))
+        out[f"precision_{name}"] = float(at_op["precision"]) if found else float("nan")
+        out[f"recall_{name}"] = recall
+        out[f"truths_{name}"] = truths_n
+        tp += round(recall * truths_n) if truths_n else 0
+        detections += found
+        n_truth += truths_n
+    out["precision"] = float(tp / detections) if detections else float("nan")
+    out["recall"] = float(tp / n_truth) if n_truth else float("nan")
+    return out
+
+
+# -- fast recomputation on resampled images (bootstrap) ---------------------
+
+
+def resample_grade_metrics(
+    truth: np.ndarray, predicted: np.ndarray, referable_score: np.ndarray | None = None
+) -> dict[str, float]:
+    """:func:`grade_metrics`' headline numbers in numpy alone (kappa from the confusion
+    matrix, AUC from ranks): equal values, about 50 times faster, for 1000 resamples."""
+    nan = float("nan")
+    y, p = np.asarray(truth, int), np.asarray(predicted, int)
+    out = dict.fromkeys(("kappa", "accuracy", "referable_sensitivity"), nan)
+    out["referable_specificity"] = nan
+    if referable_score is not None:
+        out["referable_auc"] = nan
+    if not len(y):
+        return out
+    observed = np.zeros((N_GRADES, N_GRADES))
+    np.add.at(observed, (y, p), 1)
+    expected = np.outer(observed.sum(1), observed.sum(0)) / len(y)
+    i, j = np.indices(observed.shape)
+    weights_ = (i - j) ** 2
+    disagreement = (weights_ * expected).sum()
+    out["kappa"] = 1 - (weights_ * observed).sum() / disagreement if disagreement else nan
+    out["accuracy"] = float((y == p).mean())
+    refer, called = y >= REFERABLE_GRADE, p >= REFERABLE_GRADE
+    if refer.any():
+        out["referable_sensitivity"] = float((called & refer).sum() / refer.sum())
+    if (~refer).any():
+        out["referable_specificity"] = float((~called & ~refer).sum() / (~refer).sum())
+    if referable_score is not None and refer.any() and (~refer).any():
+        from scipy.stats import rankdata
+
+        ranks = rankdata(np.asarray(referable_score, float))
+        n_pos, n_neg = refer.sum(), (~refer).sum()
+        out["referable_auc"] = float(
+            (ranks[refer].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        )
+    return out
+
+
+# -- per-image detection statistics (bootstrap) -----------------------------
+
+
+def image_matches(
+    pred: dict[str, Any], truth: dict[str, Any], iou_threshold: float = IOU
+) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """One image's detections matched to its truths, per class: (scores high to low,
+    true-positive flags, number of truths).
+
+    VOC matching is greedy by score within each image, so an image's flags do
+    not depend on the other images: resampled images reuse them, and pooled AP
+    of any resample is recomputed without matching again (:func:`pooled_detection`).
+    """
+    out = {}
+    t_labels = np.asarray(truth["labels"], dtype=object)
+    t_boxes = np.asarray(truth["boxes"], float).reshape(-1, 4)
+    p_labels = np.asarray(pred["labels"], dtype=object)
+    p_boxes = np.asarray(pred["boxes"], float).reshape(-1, 4)
+    p_scores = np.asarray(pred["scores"], float)
+    for name in {*map(str, t_labels), *map(str, p_labels)}:
+        own = t_boxes[t_labels == name] if len(t_labels) else t_boxes[:0]
+        mine = p_labels == name if len(p_labels) else np.zeros(0, bool)
+        scores, boxes = p_scores[mine], p_boxes[mine]
+        order = np.argsort(-scores, kind="stable")
+        scores, boxes = scores[order], boxes[order]
+        flags = np.zeros(len(scores))
+        if len(own) and len(scores):
+            ious = metrics.box_iou(boxes, own)
+            taken = np.zeros(len(own), bool)
+            for k in range(len(scores)):
+                row = np.where(taken, -1.0, ious[k])
+                j = int(np.argmax(row))
+                if row[j] >= iou_threshold:
+                    taken[j], flags[k] = True, 1.0
+        out[name] = (scores, flags, len(own))
+    return out
+
+
+def _voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    """All-point interpolated AP (as ``eyescan.api.metrics.detection_ap``)."""
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    idx = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[idx + 1] - r[idx]) * p[idx + 1]))
+
+
+def pooled_detection(
+    matches: Sequence[dict[str, tuple[np.ndarray, np.ndarray, int]]], score_threshold: float
+) -> dict[str, float]:
+    """mAP@0.5 and pooled precision / recall at ``score_threshold`` of images'
+    :func:`image_matches` (images may repeat: a bootstrap resample)."""
+    aps, tp, found, n_truth = [], 0.0, 0, 0
+    for name in sorted({c for m in matches for c in m}):
+        parts = [m[name] for m in matches if name in m]
+        scores = np.concatenate([s for s, _, _ in parts])
+        flags = np.concatenate([f for _, f, _ in parts])
+        truths = sum(n for _, _, n in parts)
+        keep = scores >= score_threshold
+        tp += float(flags[keep].sum())
+        found += int(keep.sum())
+        n_truth += truths
+        if truths:
+            order = np.argsort(-scores, kind="stable")
+            ctp = np.cumsum(flags[order])
+            cfp = np.cumsum(1.0 - flags[order])
+            aps.append(_voc_ap(ctp / truths, ctp / np.maximum(ctp + cfp, 1e-12)))
+    return {
+        "map": float(np.mean(aps)) if aps else float("nan"),
+        "detection_precision": tp / found if found else float("nan"),
+        "detection_recall": tp / n_truth if n_truth else float("nan"),
+    }
+
+
+# -- evaluate ---------------------------------------------------------------
+
+
+def _prefixed(prefix: str, values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {f"{prefix}{k}": values[k] for k in keys if k in values}
+
+
+def _truth_boxes(sample: Any) -> dict[str, Any]:
+    names = [canonical_label(n) for n in sample.boxes.labels]
+    return {
+        "boxes": np.asarray([b for b, n in zip(sample.boxes.boxes, names) if n], float).reshape(
+            -1, 4
+        ),
+        "labels": [n for n in names if n],
+    }
+
+
+def _headline(
+    rows: dict[str, np.ndarray], matches: list[Any], parts: tuple[bool, bool], threshold: float
+):
+    """``compute(indices)`` of the headline metrics on resampled images (bootstrap)."""
+    has_grader, has_detector = parts
+
+    def compute(idx: np.ndarray) -> dict[str, float]:
+        with warnings.catch_warnings():  # one-grade resamples: kappa undefined (NaN, left out)
+            warnings.simplefilter("ignore")
+            return _compute(idx)
+
+    def _compute(idx: np.ndarray) -> dict[str, float]:
+        out: dict[str, float] = {}
+        graded = idx[rows["truth"][idx] >= 0]
+        truth = rows["truth"][graded]
+        if has_grader:
+            out.update(resample_grade_metrics(truth, rows["classifier"][graded], rows["p"][graded]))
+        if has_detector:
+            m = resample_grade_metrics(truth, rows["lesions"][graded])
+            out.update(_prefixed("lesion_grade_", m, GRADE_KEYS))
+        if has_grader and has_detector:
+            m = resample_grade_metrics(truth, rows["final"][graded])
+            out.update(_prefixed("combined_", m, GRADE_KEYS))
+        chosen = [matches[i] for i in idx if matches[i] is not None]
+        if chosen:
+            out.update(pooled_detection(chosen, threshold))
+        return out
+
+    return compute
+
+
+def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Grading metrics (classifier, lesion-based, combined) and detection metrics of
+    one split (``options["split"]``, default test; data without splits: the core's
+    hold-out), each headline metric with a 95 % bootstrap CI over images."""
+    from eyescan_drgrade.inference import predict_items, predict_settings
+    from eyescan_drgrade.models import parts
+
+    split = options.get("split") or "test"
+    chosen = read_split(
+        get_registry(),
+        "drgrade",
+        data,
+        split,
+        options.get("reader"),
+        options.get("columns"),
+        options.get("holdout"),
+    )
+    samples = chosen.samples
+    module = model.module
+    grader, detector = parts(module)
+    settings = predict_settings(module)
+    per_image, predictions, truths, matches, probabilities = [], [], [], [], []
+    rows: dict[str, list] = {"truth": [], "classifier": [], "lesions": [], "final": [], "p": []}
+    for begin in range(0, len(samples), EVAL_BATCH):
+        chunk = samples[begin : begin + EVAL_BATCH]
+        items = []
+        for sample in chunk:
+            original = imageio.read_image(sample.image)
+            square, frame = square_fundus(original)
+            items.append({"square": square, "frame": frame, "original": original})
+        for sample, prediction in zip(chunk, predict_items(module, items)):
+            values = prediction.values
+            record = {"id": sample.id, "input": str(sample.image), "grade_true": sample.label}
+            record.update({k: v for k, v in values.items() if not isinstance(v, (dict, list))})
+            graded = sample.label is not None
+            rows["truth"].append(sample.label if graded else -1)
+            rows["final"].append(values["grade"])
+            rows["classifier"].append(values.get("grade_classifier", -1))
+            rows["lesions"].append(values.get("grade_lesions", -1))
+            rows["p"].append(values.get("referable_probability", np.nan))
+            if graded and grader is not None:
+                probabilities.append(values["probabilities"])
+            match = None
+            if detector is not None and getattr(sample, "boxes", None) is not None:
+                predictions.append(prediction.arrays["detections"])
+                truths.append(_truth_boxes(sample))
+                match = image_matches(predictions[-1], truths[-1])
+                record["lesions_true"] = len(truths[-1]["labels"])
+                record["lesions_found"] = len(values["lesions"])
+            matches.append(match)
+            per_image.append(record)
+        if options.get("on_event"):
+            options["on_event"]({"event": "images", "done": begin + len(chunk)})
+    table = {k: np.asarray(v, dtype=float if k == "p" else int) for k, v in rows.items()}
+    graded_idx = table["truth"] >= 0
+    truth = table["truth"][graded_idx]
+    summary: dict[str, Any] = {
+        "data": str(data),
+        "reader": chosen.reader,
+        "split": split,
+        "data_split": chosen.info,
+        "images": len(samples),
+        "graded_images": int(graded_idx.sum()),
+        "annotated_images": len(truths),
+    }
+    if not len(truth) and not truths:
+        raise DataError(
+            f"{data}: nothing to score in split {split!r} (a grader needs grades, "
+            "a detector lesion boxes)"
+        )
+    has_grader = bool(len(truth)) and grader is not None
+    has_detector = bool(len(truth)) and detector is not None
+    if has_grader:
+        m = grade_metrics(truth, table["classifier"][graded_idx], table["p"][graded_idx])
+        m.pop("n")
+        summary.update(m)
+    if has_detector:
+        lesion = grade_metrics(truth, table["lesions"][graded_idx])
+        summary.update(_prefixed("lesion_grade_", lesion, GRADE_KEYS))
+        summary["lesion_grade_confusion_matrix"] = lesion["confusion_matrix"]
+    if has_grader and has_detector:
+        summary["combine"] = settings["combine"]
+        combined = grade_metrics(truth, table["final"][graded_idx])
+        summary.update(_prefixed("combined_", combined, GRADE_KEYS))
+    threshold = detector.score_threshold if detector is not None else 0.5
+    if truths:
+        found = detection_metrics(predictions, truths, threshold)
+        found["detection_precision"] = found.pop("precision")
+        found["detection_recall"] = found.pop("recall")
+        summary.update(found)
+    compute = _headline(table, matches, (has_grader, has_detector), threshold)
+    bootstrap.with_ci(summary, len(samples), compute)
+    result: dict[str, Any] = {"summary": summary, "images": per_image}
+    if has_grader:
+        result["scores"] = {
+            "y_true": [int(t) for t in truth],
+            "y_prob": probabilities,
+            "classes": list(GRADE_NAMES),
+        }
+    return result
