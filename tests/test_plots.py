@@ -59,10 +59,10 @@ def test_segmentation_curves_give_roc_and_pr(tmp_path):
 
 
 def test_vessels_evaluate_curves_use_the_pooled_areas():
-    training = pytest.importorskip("eyescan_vessels.training")
+    evaluation = pytest.importorskip("eyescan_vessels.evaluation")
     rng = np.random.default_rng(2)
     truth = rng.random(3000) < 0.1
-    curves = training.pooled_curves(
+    curves = evaluation.pooled_curves(
         truth, truth + rng.random(3000), {"auc_roc": 0.9, "auc_pr": 0.8}
     )
     assert curves["roc"]["auc"] == 0.9 and curves["pr"]["auc"] == 0.8

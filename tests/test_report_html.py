@@ -99,7 +99,7 @@ class CsvReport:
     @hookimpl
     def report(self, task, prediction, out_dir, stem):
         name = f"{stem}_values.csv"
-        values = {**prediction.values, "explain": getattr(task, "explain", False)}
+        values = {**prediction.values, "explain": task.options.get("explain", False)}
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=sorted(values))
         writer.writeheader()
@@ -130,7 +130,7 @@ def test_predict_report_with_a_csv_plugin_and_explain(invoke, tmp_path):
     assert [float(r["score"]) for r in rows] == pytest.approx(
         [0, 50 / 255 * 2, 100 / 255 * 2], abs=1e-6
     )
-    assert all(r["explain"] == "True" for r in rows)  # --explain sets task.explain
+    assert all(r["explain"] == "True" for r in rows)  # --explain reaches task.options
     records = [json_lines(p.read_text())[0] for p in sorted(out.glob("im*.json"))]
     assert all(r["files"]["csv"].endswith("_values.csv") for r in records)
 

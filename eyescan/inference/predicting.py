@@ -110,8 +110,40 @@ def _error_record(
     return record
 
 
-#: Task attributes set by predict's flags that add outputs to a record.
-OPTIONAL_OUTPUTS = ("explain", "morphometry")
+def requested_outputs(task: Task) -> list[str]:
+    """The optional outputs this run asks for: ``explain`` and the task's output options.
+
+    Part of what a resumed record must match, so that a rerun asking for more
+    does not reuse records made without it.
+    """
+    options = getattr(task, "options", {})
+    names = ["explain"] if options.get("explain") else []
+    for option in getattr(task, "predict_options", ()):
+        if option.output and options.get(option.name, option.default):
+            names.append(option.name)
+    return names
+
+
+def provenance(model: Any) -> dict[str, Any]:
+    """``companions`` and ``synthetic_only`` of the models behind a record (see LoadedModel)."""
+    described = getattr(model, "provenance", None)
+    if callable(described):
+        return described()
+    card = getattr(model, "card", None) or {}
+    return {"companions": [], "synthetic_only": bool(card.get("synthetic_only"))}
+
+
+def prepare(task: Task, model: Any) -> None:
+    """Let the task load its companion models before a run (once per model; idempotent)."""
+    if getattr(model, "_eyescan_prepared", False):
+        return
+    method = getattr(task, "prepare", None)
+    if callable(method):
+        method(model)
+    try:
+        model._eyescan_prepared = True
+    except AttributeError:  # a model object that takes no attributes: prepare again next time
+        pass
 
 
 def record_path(out_dir: Path, stem: str) -> Path:
@@ -123,8 +155,9 @@ def completed(
 ) -> dict[str, Any] | None:
     """The saved record of an input whose outputs are all complete, else None.
 
-    With ``base`` (task, model, weights hash of this run), a record made by
-    other weights does not count as complete.
+    With ``base`` (task, model, weights hash, requested outputs, companions of
+    this run), a record made by other weights or companions, or without an
+    output asked for now, does not count as complete.
     """
     path = record_path(out_dir, item.stem)
     try:
@@ -164,18 +197,18 @@ def run(
         "model": model.name,
         "weights_sha256": model.sha256,
     }
-    # optional outputs asked for (predict --explain/--morphometry): part of what a resumed
-    # record must match, so a rerun that asks for more does not reuse records without it
-    requested = [flag for flag in OPTIONAL_OUTPUTS if getattr(task, flag, False)]
+    requested = requested_outputs(task)
     if requested:
         base["requested"] = requested
+    prepare(task, model)  # companions known before any record is checked or made
+    base.update(provenance(model))
     prefetch = max(2, 2 * batch_size * max(1, workers))
     owner = next(
         (p.name for p in getattr(registry, "plugins", {}).values() if task.name in p.tasks), ""
     )
 
     def failed(item: Item, exc: BaseException) -> dict[str, Any]:
-        return _error_record(base, item, exc, debug, owner)
+        return _error_record({**base, **provenance(model)}, item, exc, debug, owner)
 
     def save_failure(item: Item, record: dict[str, Any]) -> None:
         if out_dir is None:
@@ -204,6 +237,7 @@ def run(
         timings["report"] = (time.perf_counter() - t0) * 1e3
         record = {
             **base,
+            **provenance(model),  # companions a task loaded lazily, during predict
             "input": str(item.path),
             "id": item.stem,
             "ok": True,

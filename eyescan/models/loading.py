@@ -21,6 +21,23 @@ class LoadedModel:
     sha256: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
     backend: str = "torch"  # "onnx": module is an eyescan.deploy.onnx_backend.OnnxModule
+    #: Models this one runs with (detector, second stage): see :func:`load_companion`.
+    companions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def synthetic_only(self) -> bool:
+        """True when this model's card says it was trained on synthetic images only."""
+        return bool(self.card.get("synthetic_only"))
+
+    def provenance(self) -> dict[str, Any]:
+        """What every record made with this model carries about the models behind it.
+
+        ``companions``: a copy of :attr:`companions`; ``synthetic_only``: true when
+        this model or any companion was trained on synthetic images only.
+        """
+        companions = [dict(c) for c in self.companions]
+        synthetic = self.synthetic_only or any(c.get("synthetic_only") for c in companions)
+        return {"companions": companions, "synthetic_only": bool(synthetic)}
 
 
 def create(registry: Registry, task: str, name: str, **options: Any) -> Any:
@@ -80,18 +97,22 @@ def load_companion(
 
     ``weights`` (a file with its card) or else the task's shipped weights of
     ``model``. The companion's provenance (role, model, weights file, SHA-256,
-    ``synthetic_only``) is appended to ``parent.companions`` so that records
-    and warnings name it.
+    ``synthetic_only``) is recorded in ``parent.companions`` so that records
+    and warnings name it; loading a role again replaces its entry (no duplicates
+    when a task loads its companion once per batch).
     """
     loaded = load(registry, task, model, weights)
     if parent is not None:
-        parent.companions.append(
-            {
-                "role": role,
-                "model": loaded.name,
-                "weights": str(loaded.weights) if loaded.weights else None,
-                "sha256": loaded.sha256,
-                "synthetic_only": bool(loaded.card.get("synthetic_only")),
-            }
-        )
+        entry = {
+            "role": role,
+            "model": loaded.name,
+            "weights": str(loaded.weights) if loaded.weights else None,
+            "sha256": loaded.sha256,
+            "synthetic_only": loaded.synthetic_only,
+        }
+        roles = [c.get("role") for c in parent.companions]
+        if role in roles:
+            parent.companions[roles.index(role)] = entry
+        else:
+            parent.companions.append(entry)
     return loaded

@@ -69,9 +69,25 @@ def save_weights(model: Any, path: Path, card: dict[str, Any]) -> dict[str, Any]
     return full
 
 
+#: Card fields that describe the weights file itself: never changed by :func:`update_card`.
+FILE_FIELDS = ("schema", "format", "file", "sha256")
+
+
 def update_card(weights: Path, **fields: Any) -> dict[str, Any]:
-    """Add or replace fields of a model card (e.g. evaluation metrics)."""
+    """Add or replace fields of a model card (e.g. evaluation metrics).
+
+    Only the card (``NAME.json``) is rewritten, atomically; the weights file is
+    not touched, so the card's ``sha256`` stays valid. Refused when the weights no
+    longer match the card (a card must not vouch for another file) and for the
+    fields that describe the file (:data:`FILE_FIELDS`).
+    """
+    fixed = sorted(set(fields) & set(FILE_FIELDS))
+    if fixed:
+        raise WeightsError(f"{card_path(weights)}: update_card cannot change {', '.join(fixed)}")
     card = read_card(weights)
+    expected = card.get("sha256")
+    if expected and sha256_file(weights) != expected:
+        raise WeightsError(f"{weights}: SHA-256 does not match its model card; card not updated")
     card.update(fields)
     write_text(card_path(weights), json.dumps(card, indent=2) + "\n")
     return card

@@ -65,8 +65,9 @@ def register_readers(register: Callable[..., None]) -> None:
     """Register data-set readers: ``register(task, name, reader)``.
 
     ``reader`` implements :class:`eyescan.data.readers.Reader` (``detect(path)`` and
-    ``read(path, split)``). ``eyescan train/evaluate`` pick the first reader
-    whose ``detect`` accepts the data path, or the one named by ``--reader``.
+    ``read(path, columns=None)``: all samples, each marked with its split or None).
+    ``eyescan train/evaluate`` pick the first reader whose ``detect`` accepts the
+    data path, or the one named by ``--reader``.
     """
 
 
@@ -84,8 +85,10 @@ def preprocess(task: Task, image: Any, source: str) -> Any:
 def predict(task: Task, model: Any, batch: list[Any]) -> list[Prediction]:
     """Run the model on a batch of preprocessed items.
 
-    Returns one :class:`eyescan.plugins.task.Prediction` per item, in order: summary
-    numbers (``values``) and arrays for the report (``arrays``). firstresult.
+    ``task`` is this run's copy (``task.options``: ``explain`` and the task's own
+    ``predict_options``). Returns one :class:`eyescan.plugins.task.Prediction` per
+    item, in order: summary numbers (``values``) and arrays for the report
+    (``arrays``). firstresult.
     """
 
 
@@ -93,9 +96,12 @@ def predict(task: Task, model: Any, batch: list[Any]) -> list[Prediction]:
 def train(task: Task, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Train a model of ``task`` on the data set at ``data``.
 
-    ``options`` holds the CLI's options (model, epochs, out, config values).
-    Writes weights + model card under ``options["out"]`` and returns a summary
-    (paths and best metrics). firstresult.
+    ``options`` holds the CLI's options: ``model``, ``epochs``, ``batch_size``,
+    ``out`` (already checked by the core: a used folder only with ``resume`` or
+    ``overwrite``), ``config`` (the recipe), ``reader``, ``columns`` (dict or None),
+    ``holdout`` (HoldOut, False or None), ``resume``, ``overwrite``, ``command`` and
+    ``on_event`` (pass it to ``fit``). Writes weights + model card under
+    ``options["out"]`` and returns a summary (paths and best metrics). firstresult.
     """
 
 
@@ -103,8 +109,11 @@ def train(task: Task, data: Path, options: dict[str, Any]) -> dict[str, Any]:
 def evaluate(task: Task, model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Evaluate ``model`` on held-out data at ``data``.
 
-    Returns ``{"summary": {...}, "images": [{...}, ...]}`` with metric values.
-    firstresult.
+    ``options``: ``split`` ("train", "val" or "test"), ``reader``, ``columns``
+    and ``holdout`` (as for ``train``). Returns ``{"summary": {...}, "images":
+    [{...}, ...]}`` with metric values (``summary["ci95"]``, ``summary["data_split"]``),
+    plus ``scores`` for classifiers (``--plots``). ``--update-card`` is done by the
+    core after this hook returns. firstresult.
     """
 
 

@@ -27,8 +27,10 @@ class PredictOption:
     """A task-specific ``eyescan predict`` flag (``--NAME`` / ``--no-NAME``).
 
     Listed by ``eyescan predict TASK --help``; its value reaches the task as
-    ``self.options[name]`` on the per-run copy the CLI makes. ``output`` says
-    that it adds outputs to a record (a resumed run redoes records made without it).
+    ``self.options[name]`` on the per-run copy the CLI makes (read it with
+    ``self.options.get(name, default)``). ``name`` is the flag without dashes;
+    underscores become dashes on the command line. ``output`` says that it adds
+    outputs to a record (a resumed run redoes records made without it).
     """
 
     name: str
@@ -61,6 +63,15 @@ class Task:
         run = copy.copy(self)
         run.options = MappingProxyType(dict(options))
         return run
+
+    def prepare(self, model: Any) -> None:
+        """Load the models ``model`` runs with, once, before a prediction run starts.
+
+        A task with companion models (a detector, a second stage) loads them here
+        with ``api.models.load_companion(..., parent=model)`` (cached: it may be
+        called again), so that the synthetic-data warning names them and
+        ``--resume`` can compare the companions of saved records. Default: nothing.
+        """
 
     def preprocess(self, image: Any, source: str) -> Any:
         raise NotImplementedError(f"task {self.name!r} does not implement preprocess")

@@ -8,7 +8,7 @@ from typing import Any
 
 PREDICTION_SCHEMA = "eyescan.prediction/1"
 EVALUATION_SCHEMA = "eyescan.evaluation/1"
-TRAINING_SCHEMA = "eyescan.engine.training/1"
+TRAINING_SCHEMA = "eyescan.training/1"
 BENCHMARK_SCHEMA = "eyescan.benchmark/1"
 
 #: Keys every prediction record has, with their JSON types.
@@ -24,7 +24,12 @@ PREDICTION_FIELDS: dict[str, tuple[type, ...]] = {
     "files": (dict,),
     "timings_ms": (dict,),
     "error": (dict, type(None)),
+    "companions": (list,),
+    "synthetic_only": (bool,),
 }
+
+#: Keys of each entry of a record's ``companions``.
+COMPANION_FIELDS = ("role", "model", "weights", "sha256", "synthetic_only")
 
 
 def clean(value: Any) -> Any:
@@ -63,4 +68,7 @@ def validate_prediction(record: dict[str, Any]) -> list[str]:
         problems.append("error needs 'code' and 'message'")
     if record.get("ok") is True and error is not None:
         problems.append("ok record with an error")
+    for companion in record.get("companions") or []:
+        if not isinstance(companion, dict) or not set(COMPANION_FIELDS) <= set(companion):
+            problems.append(f"a companion needs {', '.join(COMPANION_FIELDS)}")
     return problems

@@ -197,6 +197,13 @@ def _value_cell(value: Any) -> str:
     return f'<td data-value="">{html.escape(_text(value))}</td>'
 
 
+def _interval(interval: Any) -> str:
+    """``[lo, hi]`` as text, empty when there is none."""
+    if isinstance(interval, (list, tuple)) and len(interval) == 2 and None not in interval:
+        return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+    return ""
+
+
 def _header(columns: list[str], numeric: set[str], fixed: list[str]) -> str:
     cells = [f"<th>{html.escape(c)}</th>" for c in fixed]
     for column in columns:
@@ -308,12 +315,21 @@ def evaluation_html(
 ) -> str:
     """The evaluation report: summary metrics, the figures (embedded PNG), per-image metrics."""
     summary = result.get("summary") or {}
+    intervals = summary.get("ci95") or {}
     metric_rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td>{_value_cell(v)}</tr>"
+        f"<tr><td>{html.escape(str(k))}</td>{_value_cell(v)}"
+        f"<td>{html.escape(_interval(intervals.get(k)))}</td></tr>"
         for k, v in summary.items()
         if v is None or isinstance(v, (str, int, float, bool))
     )
-    parts = [f'<table class="data" id="summary"><tbody>{metric_rows}</tbody></table>']
+    head = "<thead><tr><th>metric</th><th>value</th><th>95 % CI</th></tr></thead>"
+    parts = [f'<table class="data" id="summary">{head}<tbody>{metric_rows}</tbody></table>']
+    if summary.get("ci_method"):
+        parts.append(f"<p>95 % CI: {html.escape(str(summary['ci_method']))}</p>")
+    split = summary.get("data_split")
+    if isinstance(split, dict):
+        described = f"{split.get('split')} split: {split.get('count')} images; {split.get('rule')}"
+        parts.append(f"<p>data: {html.escape(described)}</p>")
     parts.append("<h2>Figures</h2>" if figures else "")
     for name, path in figures.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")

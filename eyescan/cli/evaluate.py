@@ -1,0 +1,176 @@
+"""``eyescan evaluate TASK DATA``: metrics with 95 % intervals, per image and pooled.
+
+``--update-card`` is done here, after the task's evaluate hook returns: the
+summary goes into the weights' model card (``metrics`` and ``evaluation``).
+It needs ``--weights``: the card shipped inside a plugin is never rewritten
+unless its file is named explicitly.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from eyescan.cli.common import (
+    ColumnsOpt,
+    DebugOpt,
+    HoldoutOpt,
+    HoldoutSeedOpt,
+    JsonOpt,
+    ModelOpt,
+    ReaderOpt,
+    TaskArg,
+    WeightsOpt,
+    data_options,
+    err,
+    error,
+    handle_errors,
+    out,
+    print_json,
+    registry,
+    warn_synthetic,
+)
+
+#: Summary entries shown apart from the metric table.
+NOT_METRICS = ("ci95", "ci_method", "data_split")
+
+
+class Split(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+@handle_errors
+def evaluate(
+    task: TaskArg,
+    data: Annotated[Path, typer.Argument(help="Data set folder or manifest with ground truth.")],
+    weights: WeightsOpt = None,
+    model: ModelOpt = None,
+    split: Annotated[
+        Split, typer.Option(help="Split to evaluate (data without splits: see --holdout).")
+    ] = Split.test,
+    reader: ReaderOpt = None,
+    columns: ColumnsOpt = None,
+    holdout: HoldoutOpt = None,
+    holdout_seed: HoldoutSeedOpt = None,
+    update_card: Annotated[
+        bool,
+        typer.Option(help="Record the metrics in the model card of --weights (needs --weights)."),
+    ] = False,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="Write figures (PNG) and DIR/index.html to this folder."),
+    ] = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Evaluate a model on held-out data (metrics per image and pooled, with 95 % CIs)."""
+    from eyescan.models.loading import load
+    from eyescan.reports.records import EVALUATION_SCHEMA
+
+    if update_card and weights is None:
+        raise error(
+            "--update-card needs --weights FILE: the card shipped with the task is not "
+            "rewritten unless its weights file is named explicitly"
+        )
+    if update_card and Path(weights).suffix != ".safetensors":
+        raise error(f"--update-card: {weights} has no model card (only .safetensors weights do)")
+    picked = data_options(columns, holdout, holdout_seed)
+    reg = registry()
+    task_obj = reg.task(task)
+    loaded = load(reg, task, model, weights)
+    with err.status(f"evaluating {task}/{loaded.name} on {data}"):
+        result = reg.hook.evaluate(
+            task=task_obj,
+            model=loaded,
+            data=data,
+            options={"split": split.value, "reader": reader, **picked},
+        )
+    warn_synthetic(loaded)  # after the hook: it may have loaded companions
+    summary = result["summary"]
+    base = {
+        "schema": EVALUATION_SCHEMA,
+        "task": task,
+        "model": loaded.name,
+        "weights_sha256": loaded.sha256,
+    }
+    _describe_split(summary.get("data_split"))
+    if update_card:
+        _update_card(loaded.weights, summary, data, split.value)
+    if plots is not None:
+        _write_plots(plots, {**base, "data": str(data), "split": split.value}, result)
+    if json_out:
+        for image in result["images"]:
+            print_json({**base, "kind": "image", **image})
+        print_json({**base, "kind": "summary", **summary, **loaded.provenance()})
+        return
+    out.print(metric_table(summary))
+
+
+def with_interval(value: Any, interval: Any) -> str:
+    """``0.9794 [0.975, 0.983]``: a metric and its 95 % interval (when there is one)."""
+    text = f"{value:.4f}" if isinstance(value, float) else str(value)
+    if isinstance(interval, (list, tuple)) and len(interval) == 2 and None not in interval:
+        text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+    return text
+
+
+def metric_table(summary: dict[str, Any]) -> Table:
+    """The summary as a table, each metric with its interval from ``summary["ci95"]``."""
+    intervals = summary.get("ci95") or {}
+    table = Table("metric", "value [95 % CI]" if intervals else "value")
+    for key, value in summary.items():
+        if key not in NOT_METRICS:
+            table.add_row(key, with_interval(value, intervals.get(key)))
+    if summary.get("ci_method"):
+        table.caption = f"95 % CI: {summary['ci_method']}"
+    return table
+
+
+def _describe_split(info: Any) -> None:
+    """One stderr line: which images were scored, and by which rule."""
+    if not isinstance(info, dict):
+        return
+    parts = [f"{info.get('split')} split: {info.get('count')} images"]
+    if info.get("rule"):
+        parts.append(str(info["rule"]))
+    if info.get("ids_sha256"):
+        parts.append(f"ids sha256 {str(info['ids_sha256'])[:12]}…")
+    err.print("data: " + "; ".join(parts), highlight=False, soft_wrap=True)
+
+
+def _update_card(weights: Path, summary: dict[str, Any], data: Path, split: str) -> None:
+    """Write the evaluation into the card of ``weights`` (the weights file is not touched)."""
+    from eyescan.models.weights import card_path, update_card
+
+    evaluation = {
+        "data": str(data),
+        "split": split,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "eyescan " + " ".join(sys.argv[1:]),
+        "summary": summary,
+    }
+    scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+    update_card(weights, metrics=scalars, evaluation=evaluation)
+    err.print(f"updated the model card {card_path(weights)}", highlight=False, soft_wrap=True)
+
+
+def _write_plots(folder: Path, header: dict[str, Any], result: dict[str, Any]) -> None:
+    from eyescan.reports import plots as figures
+    from eyescan.reports.report_html import write_evaluation_report
+
+    files = figures.write_plots(result, folder)
+    header = {k: v for k, v in header.items() if k != "schema"}
+    page = write_evaluation_report(folder / "index.html", header, result, files)
+    names = ", ".join(p.name for p in files.values()) or "no figures (no curves or scores)"
+    err.print(f"plots: {names} in {folder}/; report: {page}", highlight=False, soft_wrap=True)
+
+
+__all__ = ["evaluate", "metric_table", "with_interval"]
