@@ -28,6 +28,7 @@ from eyescan.data.readers import (
     read_csv_rows,
     read_samples,
     read_split,
+    read_task_split,
     read_voc_xml,
     split_of,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "PredictOption",
     "SplitData",
     "read_split",
+    "read_task_split",
     "read_samples",
     "parse_columns",
     "splits",

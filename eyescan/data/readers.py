@@ -15,9 +15,10 @@ the canonical names (:data:`CANONICAL_COLUMNS`).
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from eyescan.errors import DataError
 
@@ -349,6 +350,7 @@ class SplitData:
     samples: list[Sample]
     reader: str
     info: dict[str, object]
+    reader_object: Reader | None = None  # the reader itself (its per-data-set settings)
 
 
 def read_split(
@@ -372,4 +374,24 @@ def read_split(
     samples = read_samples(found, data, columns)
     rule = splits.HoldOut() if holdout is None else (None if holdout is False else holdout)
     chosen, info = splits.select(samples, split, rule)
-    return SplitData(chosen, name, {"reader": name, **info})
+    return SplitData(chosen, name, {"reader": name, **info}, found)
+
+
+def read_task_split(
+    task: str, data: Path, options: Mapping[str, Any], split: str | None = None
+) -> SplitData:
+    """:func:`read_split` with a train/evaluate hook's ``options`` (reader, columns, holdout).
+
+    ``split`` defaults to ``options["split"]`` (evaluate's ``--split``), else ``test``.
+    """
+    from eyescan.plugins.registry import get_registry
+
+    return read_split(
+        get_registry(),
+        task,
+        data,
+        split or options.get("split") or "test",
+        options.get("reader"),
+        options.get("columns"),
+        options.get("holdout"),
+    )

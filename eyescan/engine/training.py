@@ -211,6 +211,7 @@ def fit(
     validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model``; returns where the best weights are and the history.
 
@@ -220,10 +221,16 @@ def fit(
     ``on_event`` receives ``{"event": "step"|"epoch"|"note", ...}`` for progress
     display (``note``: a ``message`` for stderr, e.g. that there is no validation data).
 
+    ``options`` (a train hook's options) supplies ``on_event`` and ``resume``
+    where they are not given.
+
     Under torchrun every process must yield the same batches (seeded);
     ``forward`` then receives the DDP-wrapped model (call it, do not reach
     into its attributes); ``validate`` and ``on_event`` run on rank 0 only.
     """
+    if options is not None:
+        on_event = on_event or options.get("on_event")
+        resume = resume or bool(options.get("resume"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     forward = forward or (lambda m, b: m(b["image"]))

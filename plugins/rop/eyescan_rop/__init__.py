@@ -1,11 +1,13 @@
 """eyescan plugin: retinopathy of prematurity (hook implementations only).
 
 Where things live: models in ``models.py`` (MS-ROP teacher, MN-ROP student),
-losses in ``losses.py`` (cross-entropy, distillation), data readers and
-preprocessing in ``data.py``, the cascade's prediction and outputs in
-``task.py``, training, cross-validation and evaluation in ``training.py``, the
-synthetic ROP generator in ``synthetic.py``, shipped weights + model cards in
-``weights/``, recipes in ``recipes/``.
+losses in ``losses.py`` (cross-entropy, distillation), data readers,
+preprocessing and folds in ``data.py``, the two-stage cascade (stage 2 as a
+hash-checked companion) in ``cascade.py``, the task's prediction and outputs in
+``task.py``, training and cross-validation in ``training.py``, evaluation and
+the cross-validation tables in ``evaluation.py``, the synthetic ROP generator
+in ``synthetic.py``, shipped weights + model cards in ``weights/``, recipes in
+``recipes/``.
 """
 
 from __future__ import annotations

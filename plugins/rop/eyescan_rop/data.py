@@ -1,19 +1,33 @@
-"""ROP data: readers, the seed's preprocessing, class balancing, augmentation and folds.
+"""ROP data: readers, the seed's preprocessing, class balancing and patient-grouped folds.
 
 Labels: 0 ``normal``, 1 ``rop`` (ROP not requiring treatment), 2 ``tr-rop``
 (treatment-requiring ROP). Stage 1 sees all images (normal vs ROP = labels 1
-and 2); stage 2 sees the ROP images only (non-TR vs TR).
+and 2); stage 2 sees the ROP images only (non-TR vs TR). ``Treated`` /
+``Not-Treated`` (as ROP-DRAGON's ``treatment`` column says) read as ``tr-rop`` /
+``rop``: every image of such a table shows ROP.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from eyescan.api import ClassFolderReader, DataError, Sample, fundus, imageio, read_csv_rows
+from eyescan.api import (
+    ClassFolderReader,
+    DataError,
+    Sample,
+    fundus,
+    get_registry,
+    imageio,
+    read_csv_rows,
+    read_split,
+    split_of,
+    splits,
+)
 
 LABELS = ("normal", "rop", "tr-rop")
 _ALIASES = {
@@ -23,34 +37,38 @@ _ALIASES = {
     "rop": 1,
     "non-tr": 1,
     "non-tr-rop": 1,
+    "not-treated": 1,
+    "not treated": 1,
+    "non-treated": 1,
+    "untreated": 1,
     "2": 2,
     "tr": 2,
     "tr-rop": 2,
     "trrop": 2,
+    "treated": 2,
 }
 #: CLAHE runs on the image scaled down to at most this side (then resized to the input size).
 WORK_SIZE = 512
 
 
-@dataclass
-class RopSample(Sample):
-    """A labelled image and, when the manifest gives it, its patient id (for grouped folds)."""
-
-    patient: str | None = None
-
-
 def parse_label(text: str, where: str) -> int:
     label = _ALIASES.get(text.strip().lower())
     if label is None:
-        raise DataError(f"{where}: label {text!r} is not one of normal, rop, tr-rop (or 0, 1, 2)")
+        raise DataError(
+            f"{where}: label {text!r} is not one of normal, rop, tr-rop "
+            "(or 0, 1, 2; Treated, Not-Treated)"
+        )
     return label
 
 
 class RopManifestReader:
     """CSV with columns ``image``, ``label`` and optional ``patient`` and ``split``.
 
-    Labels are ``normal``/``rop``/``tr-rop`` or 0/1/2. Paths are relative to the
-    CSV. Rows without a ``split`` value belong to every split.
+    Labels are ``normal``/``rop``/``tr-rop``, 0/1/2 or ``Treated``/``Not-Treated``.
+    Paths are relative to the CSV. ``split`` (``train``/``val``/``test``, any
+    case) marks a row's split; rows without one are left to the hold-out rule.
+    Other column names map with ``--columns``, e.g. ROP-DRAGON's
+    ``image=path,label=treatment,patient=infant``.
     """
 
     description = "CSV manifest: image, label (normal|rop|tr-rop), [patient], [split]"
@@ -58,19 +76,27 @@ class RopManifestReader:
     def detect(self, path: Path) -> bool:
         return Path(path).suffix.lower() == ".csv" and Path(path).is_file()
 
-    def read(self, path: Path, split: str) -> list[RopSample]:
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Sample]:
         path = Path(path)
-        rows = read_csv_rows(path, ("image", "label"))
+        rows = read_csv_rows(path, ("image", "label"), columns)
+        stems = Counter(Path(row["image"]).stem for row in rows)
         samples = []
         for number, row in enumerate(rows, start=2):
-            if (row.get("split") or "").strip() not in ("", split):
-                continue
-            label = parse_label(row["label"] or "", f"{path}:{number}")
-            image = path.parent / row["image"]
-            patient = (row.get("patient") or "").strip() or None
-            samples.append(RopSample(Path(row["image"]).stem, image, label=label, patient=patient))
+            where = f"{path}:{number}"
+            name = Path(row["image"])
+            # The file name is the id, unless two rows share it (then the relative path).
+            sid = name.stem if stems[name.stem] == 1 else name.with_suffix("").as_posix()
+            samples.append(
+                Sample(
+                    sid,
+                    path.parent / name,
+                    label=parse_label(row["label"], where),
+                    split=split_of(row.get("split"), where),
+                    patient=row.get("patient") or None,
+                )
+            )
         if not samples:
-            raise DataError(f"{path}: no rows for split {split!r}")
+            raise DataError(f"{path}: no rows")
         return samples
 
 
@@ -145,53 +171,6 @@ def balance_by_rotation(targets: np.ndarray, seed: int = 0) -> list[tuple[int, i
     return pairs
 
 
-@dataclass
-class AugmentConfig:
-    """Online augmentation: flips, rotation and a mild affine transform."""
-
-    hflip: bool = True
-    vflip: bool = True
-    rotation: float = 30.0  # maximum absolute angle, degrees
-    translate: float = 0.05  # fraction of the side
-    scale: tuple[float, float] = (0.9, 1.1)
-    shear: float = 5.0  # degrees
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
-        values = dict(values or {})
-        known = {k: values.pop(k) for k in list(values) if k in cls.__dataclass_fields__}
-        if "scale" in known:
-            known["scale"] = tuple(known["scale"])
-        return cls(**known, extra=values)
-
-
-def augment(image, config: AugmentConfig, generator):
-    """One random flip/rotation/affine of a float 3×S×S tensor (black fill)."""
-    import torch
-    from torchvision.transforms.v2 import InterpolationMode
-    from torchvision.transforms.v2 import functional as TF
-
-    def uniform(low: float, high: float) -> float:
-        return low + (high - low) * float(torch.rand((), generator=generator))
-
-    flips = torch.rand(2, generator=generator)
-    if config.hflip and flips[0] < 0.5:
-        image = image.flip(-1)
-    if config.vflip and flips[1] < 0.5:
-        image = image.flip(-2)
-    side = image.shape[-1]
-    shift = config.translate * side
-    return TF.affine(
-        image,
-        angle=uniform(-config.rotation, config.rotation),
-        translate=[uniform(-shift, shift), uniform(-shift, shift)],
-        scale=uniform(*config.scale),
-        shear=[uniform(-config.shear, config.shear), 0.0],
-        interpolation=InterpolationMode.BILINEAR,
-    )
-
-
 def grouped_folds(
     labels: np.ndarray, groups: list[str | None] | None, k: int, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -218,10 +197,69 @@ def grouped_folds(
 
 
 def validation_split(
-    labels: np.ndarray, groups: list[str | None] | None, fraction: float, seed: int = 0
+    data: RopData, index: np.ndarray, fraction: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out about ``fraction`` of the images (grouped, stratified) for early stopping."""
+    """``(train, val)`` indices of the images ``index``: a grouped, stratified hold-out.
+
+    Images the data set marks ``val`` are the validation set when there are
+    any; otherwise :func:`eyescan.api.splits.hold_out` sets about ``fraction``
+    of the patients aside (the core's rule, by label, patient or image id).
+    """
+    index = np.asarray(index, np.int64)
+    marked = np.array([data.splits[i] == "val" for i in index], bool)
+    if marked.any():
+        return index[~marked], index[marked]
     if fraction <= 0:
-        return np.arange(len(labels)), np.arange(0)
-    k = max(2, round(1 / fraction))
-    return grouped_folds(labels, groups, k, seed)[0]
+        return index, np.zeros(0, np.int64)
+    kept, held = splits.hold_out(
+        [int(i) for i in index],
+        fraction,
+        seed,
+        label=lambda i: int(data.labels[i]),
+        group=lambda i: data.groups[i],
+        ident=lambda i: data.ids[i],
+    )
+    return np.asarray(kept, np.int64), np.asarray(held, np.int64)
+
+
+@dataclass
+class RopData:
+    """A preprocessed split of a data set, held in memory."""
+
+    images: np.ndarray  # uint8 N×3×S×S, CLAHE applied
+    labels: np.ndarray  # 0 normal, 1 ROP, 2 TR-ROP
+    groups: list[str | None]  # patient ids
+    ids: list[str]
+    paths: list[str]
+    splits: list[str | None]  # as the data set marks them (train, val, test or None)
+    source: str
+    reader: str
+    info: dict[str, Any]  # how the split was chosen (eyescan.api.read_split)
+
+
+def load_data(data: Path, split: str, size: int, options: dict[str, Any]) -> RopData:
+    """The ``split`` of ``data`` by the core's rule (reader, ``columns``, ``holdout`` options)."""
+    chosen = read_split(
+        get_registry(),
+        "rop",
+        data,
+        split,
+        options.get("reader"),
+        options.get("columns"),
+        options.get("holdout"),
+    )
+    samples = chosen.samples
+    unlabelled = [s.image for s in samples if s.label is None]
+    if unlabelled:
+        raise DataError(f"{unlabelled[0]}: no label (normal, rop or tr-rop)")
+    return RopData(
+        load_images(samples, size),
+        np.array([s.label for s in samples], np.int64),
+        [s.patient for s in samples],
+        [s.id for s in samples],
+        [str(s.image) for s in samples],
+        [s.split for s in samples],
+        str(data),
+        chosen.reader,
+        dict(chosen.info),
+    )

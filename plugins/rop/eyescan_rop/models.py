@@ -1,15 +1,14 @@
 """ROP classifiers: the multi-stream teacher ``ms-rop`` and the MobileNetV2 student ``mn-rop``.
 
 Both map an N×3×H×W image in [0, 1] (normalised inside) to N×2 logits. Backbones
-are torchvision's, built with ``weights=None``; ImageNet weights are copied in
-by :func:`init_from_imagenet` only from files already on disk (never downloaded).
+are torchvision's, built with ``weights=None``; ImageNet (or any) weights come
+only from files a recipe names (``"init"``, see :func:`init_specs`), never downloaded.
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
-from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -78,7 +77,9 @@ class MultiStreamROP(nn.Module):
 
     def macs(self, size: int = 256) -> int:
         """Multiply-accumulates per image at ``size``² (the seed's input is 256²)."""
-        return count_macs(self, size)
+        from eyescan.api import cost
+
+        return cost.count_macs(self, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fused = self.fusion(self.streams(x))
@@ -110,7 +111,9 @@ class MobileNetROP(nn.Module):
 
     def macs(self, size: int = 256) -> int:
         """Multiply-accumulates per image at ``size``² (the seed's input is 256²)."""
-        return count_macs(self, size)
+        from eyescan.api import cost
+
+        return cost.count_macs(self, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.mobilenet(self.normalise(x)))
@@ -124,93 +127,29 @@ def mn_rop(num_classes: int = 2, embedding: int = 1000, dropout: float = 0.2) ->
     return MobileNetROP(num_classes, embedding, dropout)
 
 
-def count_macs(module: nn.Module, size: int = 256) -> int:
-    """Multiply-accumulates of one forward pass on a 1×3×size×size input.
-
-    Counted with :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2;
-    convolutions and matrix products) with the weights swapped for ``meta``
-    tensors, so nothing is computed and the model is left untouched.
-    """
-    from torch.func import functional_call
-    from torch.utils.flop_counter import FlopCounterMode
-
-    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-    meta = {name: t.to("meta") for name, t in tensors.items()}
-    x = torch.zeros(1, 3, size, size, device="meta")
-    counter = FlopCounterMode(display=False)
-    training = module.training
-    module.eval()
-    try:
-        with counter, torch.no_grad():
-            functional_call(module, meta, (x,))
-    finally:
-        module.train(training)
-    return int(counter.get_total_flops() // 2)
-
-
-#: torchvision weight enums of each backbone; the file name comes from its URL.
-_IMAGENET_WEIGHTS = {
-    "resnet18": "ResNet18_Weights",
-    "densenet121": "DenseNet121_Weights",
-    "efficientnet_b2": "EfficientNet_B2_Weights",
-    "mobilenet_v2": "MobileNet_V2_Weights",
-}
 #: Old DenseNet checkpoints name layers ``norm.1``; torchvision renames them ``norm1``.
-_DENSENET_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
-)
+DENSENET_RENAME = {
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+    r"((?:[12])\.(?:weight|bias|running_mean|running_var))$": r"\1\2"
+}
+#: What a torchvision ImageNet file needs to fit each backbone (``"into"`` of a recipe's
+#: ``init`` spec): the ``prefix`` to strip and the key ``rename``.
+BACKBONE_INIT = {
+    "resnet": {},  # resnet18-*.pth: fc.* does not fit and is left out
+    "densenet": {"prefix": "features.", "rename": DENSENET_RENAME},  # densenet121-*.pth
+    "efficientnet": {"prefix": "features."},  # efficientnet_b2_*.pth
+    "mobilenet": {},  # mobilenet_v2-*.pth (the ImageNet classifier fits embedding=1000)
+}
 
 
-def imagenet_files(backbone: str, directory: Path | str | None = None) -> list[Path]:
-    """Where torchvision's ImageNet weights for ``backbone`` would lie on disk (V1, V2, …).
+def init_specs(spec: Any) -> Any:
+    """A recipe's ``init`` with each backbone's ``prefix``/``rename`` filled in where unset.
 
-    ``directory`` defaults to torch's cache (``$TORCH_HOME/hub/checkpoints``),
-    where ``torchvision`` keeps the files it downloaded.
+    ``{"file": "densenet121-a639ec97.pth", "into": "densenet"}`` thus reads a
+    torchvision file as it is; explicit keys win. Strings and ``"none"`` pass through.
     """
-    import torchvision.models as tvm
-
-    folder = Path(directory) if directory else Path(torch.hub.get_dir()) / "checkpoints"
-    return [folder / w.url.rsplit("/", 1)[-1] for w in getattr(tvm, _IMAGENET_WEIGHTS[backbone])]
-
-
-def _imagenet_state(backbone: str, directory: Path | str | None) -> dict | None:
-    path = next((p for p in imagenet_files(backbone, directory) if p.exists()), None)
-    if path is None:
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if backbone == "densenet121":
-        state = {_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
-    return state
-
-
-def _strip(state: dict, prefix: str) -> dict:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def init_from_imagenet(model: nn.Module, directory: Path | str | None = None) -> list[str]:
-    """Copy torchvision ImageNet weights into ``model``'s backbones where the files exist.
-
-    Never downloads: backbones whose file is missing keep their random
-    initialisation. Returns the names of the backbones that were loaded.
-    """
-    loaded = []
-    if isinstance(model, MultiStreamROP):
-        streams = {
-            "resnet18": (model.resnet, lambda s: {k: v for k, v in s.items() if "fc." not in k}),
-            "densenet121": (model.densenet, lambda s: _strip(s, "features.")),
-            "efficientnet_b2": (model.efficientnet, lambda s: _strip(s, "features.")),
-        }
-    elif isinstance(model, MobileNetROP):
-        if model.mobilenet.classifier[1].out_features == 1000:  # the ImageNet head is kept
-            streams = {"mobilenet_v2": (model.mobilenet, lambda s: s)}
-        else:
-            streams = {"mobilenet_v2": (model.mobilenet.features, lambda s: _strip(s, "features."))}
-    else:
-        raise TypeError(f"no ImageNet backbones known for {type(model).__name__}")
-    for backbone, (module, select) in streams.items():
-        state = _imagenet_state(backbone, directory)
-        if state is None:
-            continue
-        module.load_state_dict(select(state))
-        loaded.append(backbone)
-    return loaded
+    if isinstance(spec, list):
+        return [init_specs(item) for item in spec]
+    if isinstance(spec, dict) and spec.get("into") in BACKBONE_INIT:
+        return {**BACKBONE_INIT[spec["into"]], **spec}
+    return spec

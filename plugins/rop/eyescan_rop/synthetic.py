@@ -165,11 +165,13 @@ def write_rop_dataset(
     size: int = 256,
     seed: int = 0,
     proportions: tuple[float, float, float] = PROPORTIONS,
+    split: str | None = None,
 ) -> Path:
     """Write ``root/images/*.png`` and ``root/manifest.csv`` (image, label, patient).
 
     Labels are class names (``normal``, ``rop``, ``tr-rop``); each patient's
-    photos share one label. Returns the manifest path.
+    photos share one label. ``split`` (e.g. ``"test"`` for a fresh test set)
+    adds a ``split`` column with that value on every row. Returns the manifest path.
     """
     from PIL import Image
 
@@ -187,10 +189,12 @@ def write_rop_dataset(
             image = fundus.image if k == 0 else retake(fundus.image, rng)
             name = f"images/p{p:04d}_{k}.png"
             Image.fromarray(image).save(root / name)
-            rows.append({"image": name, "label": LABEL_NAMES[label], "patient": f"p{p:04d}"})
+            row = {"image": name, "label": LABEL_NAMES[label], "patient": f"p{p:04d}"}
+            rows.append({**row, "split": split} if split else row)
     manifest = root / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["image", "label", "patient"])
+        names = ["image", "label", "patient"] + (["split"] if split else [])
+        writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
         writer.writerows(rows)
     return manifest

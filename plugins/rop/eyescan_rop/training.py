@@ -1,4 +1,4 @@
-"""Training and evaluation of ROP classifiers: one model, the cascade, cross-validation.
+"""Training of ROP classifiers: one model, the cascade, cross-validation.
 
 ``eyescan train rop DATA --config RECIPE`` does one of three things, chosen by
 the recipe:
@@ -8,9 +8,13 @@ the recipe:
   teacher; ``init_weights`` starts from trained weights (stage 2 from stage 1);
 * ``"cascade": true``: teacher and distilled student of both stages (stage-2
   teacher fine-tuned from the stage-1 teacher, stage-2 student initialised
-  from the stage-1 student), with the stage-1 cards linked to stage 2;
+  from the stage-1 student), with the stage-1 cards linked to stage 2 (file
+  name and SHA-256);
 * ``"folds": k``: k-fold cross-validation of teacher, student alone and
   distilled student for both stages, folds grouped by patient.
+
+Only the ``train`` part of the data (the core's split rule) is used; the
+validation images for early stopping are held out of it by patient.
 """
 
 from __future__ import annotations
@@ -23,24 +27,45 @@ from typing import Any
 import numpy as np
 import torch
 
-from eyescan.api import DataError, find_reader, get_registry, metrics, models, training, weights
-from eyescan_rop.data import (
-    AugmentConfig,
+from eyescan.api import (
+    DataError,
+    WeightsError,
     augment,
+    get_registry,
+    models,
+    recipes,
+    splits,
+    training,
+)
+from eyescan.api import init as initialisation
+from eyescan.api import weights as weights_io
+from eyescan_rop.cascade import STAGE_CLASSES, stage2_link
+from eyescan_rop.data import (
+    RopData,
     balance_by_rotation,
     grouped_folds,
-    load_images,
+    load_data,
     stage_targets,
     validation_split,
 )
+from eyescan_rop.evaluation import (
+    ROW_NAMES,
+    as_float,
+    binary_scores,
+    format_row,
+    markdown_table,
+    predict_positive,
+    summarise,
+)
 from eyescan_rop.losses import make_cross_entropy, make_distillation
-from eyescan_rop.models import init_from_imagenet
-from eyescan_rop.task import STAGE_CLASSES, THRESHOLD, Cascade, positive_probability
+from eyescan_rop.models import init_specs
 
 #: The seed's recipe (Adam 1e-4, weight decay 1e-4, up to 200 epochs with early
-#: stopping on validation loss, batch 8 for the teacher and 16 for the student,
-#: 256² inputs, α = 0.95, T = 5). Sections ``teacher``/``student`` override the
-#: top level for that role. Override anything with ``--config``.
+#: stopping on validation loss, 256² inputs, α = 0.95, T = 5); :data:`ROLE_DEFAULTS`
+#: (batch 8 for the teacher, 16 for the student) override it for that role, and so
+#: do a ``--config``'s sections ``teacher``/``student``. ``init``: the
+#: local weights files a model starts from (``"none"``: from scratch; ImageNet
+#: files are not shipped, so a recipe names them, see the README).
 DEFAULT_RECIPE: dict[str, Any] = {
     "stage": 1,
     "image_size": 256,
@@ -52,12 +77,23 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "seed": 0,
     "val_fraction": 0.2,
     "balance": True,
-    "imagenet": True,
+    "init": "none",
     "alpha": 0.95,
     "temperature": 5.0,
-    "augment": {},
-    "teacher": {"batch_size": 8},
-    "student": {"batch_size": 16},
+    #: The seed's online augmentation: flips, rotation ±30°, a mild affine, no colour.
+    "augment": {
+        "rotation": 30.0,
+        "hflip": True,
+        "vflip": True,
+        "transpose": False,
+        "translate": 0.05,
+        "scale": [0.9, 1.1],
+        "shear": 5.0,
+        "brightness": 0.0,
+        "contrast": 0.0,
+        "saturation": 0.0,
+        "noise_std": 0.0,
+    },
     "teacher_model": "ms-rop",
     "student_model": "mn-rop",
     "model_options": {},
@@ -66,76 +102,33 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "cascade": False,
     "folds": 0,
 }
+ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "teacher": {"batch_size": 8},
+    "student": {"batch_size": 16},
+}
 ROLES = {"ms-rop": "teacher", "mn-rop": "student"}
-METRICS = ("accuracy", "precision", "f1", "sensitivity", "specificity", "auc_roc")
+SECTIONS = tuple(ROLE_DEFAULTS)
 
 
-@dataclass
-class RopData:
-    """A preprocessed data set held in memory."""
+def recipe_of(options: dict[str, Any], role: str | None = None) -> dict[str, Any]:
+    """The recipe of one role: defaults < ``--config`` < its role section < CLI flags.
 
-    images: np.ndarray  # uint8 N×3×S×S, CLAHE applied
-    labels: np.ndarray  # 0 normal, 1 ROP, 2 TR-ROP
-    groups: list[str | None]  # patient ids
-    ids: list[str]
-    paths: list[str]
-    source: str
-    reader: str
-
-
-def load_data(data: Path, split: str, size: int, reader_name: str | None = None) -> RopData:
-    registry = get_registry()
-    name, reader = find_reader(registry, "rop", data, reader_name)
-    samples = reader.read(data, split)
-    unlabelled = [s.image for s in samples if s.label is None]
-    if unlabelled:
-        raise DataError(f"{unlabelled[0]}: no label (normal, rop or tr-rop)")
-    return RopData(
-        load_images(samples, size),
-        np.array([s.label for s in samples], np.int64),
-        [getattr(s, "patient", None) for s in samples],
-        [s.id for s in samples],
-        [str(s.image) for s in samples],
-        str(data),
-        name,
-    )
-
-
-def _float(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).float() / 255.0
-
-
-def predict_positive(module: torch.nn.Module, images: np.ndarray, batch: int = 32) -> np.ndarray:
-    """P(class 1) for uint8 N×3×S×S images."""
-    parts = [
-        positive_probability(module, _float(images[i : i + batch]))
-        for i in range(0, len(images), batch)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def binary_scores(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-    """The seed's table: accuracy, precision, F1, sensitivity, specificity, AUC."""
-    m = metrics.binary_metrics(np.asarray(y) == 1, prob, threshold=THRESHOLD)
-    return {k: m[k] for k in METRICS}
-
-
-def recipe_of(options: dict[str, Any]) -> dict[str, Any]:
-    """The default recipe updated by ``--config`` and the CLI's ``--epochs``/``--batch-size``."""
-    recipe = {**DEFAULT_RECIPE, **(options.get("config") or {})}
-    for role in ("teacher", "student"):
-        recipe[role] = {**DEFAULT_RECIPE[role], **(recipe.get(role) or {})}
-    for key in ("epochs", "batch_size"):
-        if options.get(key) is not None:
-            for role in ("teacher", "student"):
-                recipe[role][key] = options[key]
+    The role's defaults (:data:`ROLE_DEFAULTS`) come right after the defaults.
+    """
+    defaults = recipes.deep_merge(DEFAULT_RECIPE, ROLE_DEFAULTS.get(role or "", {}))
+    recipe = recipes.merge_recipe(defaults, options, section=role, sections=SECTIONS)
+    if recipe.pop("imagenet", None):
+        raise WeightsError(
+            "recipe 'imagenet' is gone: name the weights files with 'init' "
+            '(e.g. [{"file": "resnet18-f37072fd.pth", "into": "resnet"}]; see the rop README)'
+        )
     return recipe
 
 
-def config_for(recipe: dict[str, Any], model_name: str) -> training.TrainConfig:
-    role = ROLES.get(model_name, "student")
-    flat = {k: v for k, v in recipe.items() if k not in ("teacher", "student")}
-    return training.TrainConfig.from_dict({**flat, **recipe[role]})
+def config_for(options: dict[str, Any], model_name: str) -> tuple[dict[str, Any], Any]:
+    """The role's recipe (by model name) and its TrainConfig."""
+    recipe = recipe_of(options, ROLES.get(model_name, "student"))
+    return recipe, training.TrainConfig.from_dict(recipe)
 
 
 def build_model(recipe: dict[str, Any], name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -145,8 +138,7 @@ def build_model(recipe: dict[str, Any], name: str) -> tuple[torch.nn.Module, dic
 
 def load_trained(path: str | Path, expected_model: str | None = None) -> Any:
     """Trained rop weights (hash-checked) as a LoadedModel."""
-    loaded = models.load(get_registry(), "rop", expected_model, Path(path))
-    return loaded
+    return models.load(get_registry(), "rop", expected_model, Path(path))
 
 
 @dataclass
@@ -157,8 +149,7 @@ class FitSpec:
     stage: int
     out: Path
     teacher: Any | None = None  # LoadedModel or module
-    init: Path | None = None
-    imagenet: bool = True
+    init: Path | None = None  # trained rop weights to start from (stage 2 from stage 1)
 
 
 def fit_one(
@@ -166,19 +157,21 @@ def fit_one(
     data: RopData,
     train_index: np.ndarray,
     val_index: np.ndarray,
-    recipe: dict[str, Any],
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    """Train one model on ``data[train_index]`` (stage subset), validating on ``val_index``."""
-    config = config_for(recipe, spec.model)
+    """Train one model on ``data[train_index]`` (stage subset), validating on ``val_index``.
+
+    The model starts from ``spec.init`` (trained rop weights) or else from the
+    files its role's recipe names in ``init`` (recorded in the card).
+    """
+    recipe, config = config_for(options, spec.model)
     module, model_options = build_model(recipe, spec.model)
-    imagenet = []
     if spec.init is not None:
-        state = load_trained(spec.init, spec.model).module.state_dict()
-        weights.load_into(module, state, spec.init)
-    elif spec.imagenet and recipe.get("imagenet"):
-        source = recipe["imagenet"] if isinstance(recipe["imagenet"], str) else None
-        imagenet = init_from_imagenet(module, source)
+        start = load_trained(spec.init, spec.model)
+        weights_io.load_into(module, start.module.state_dict(), spec.init)
+        init = [{"file": str(spec.init), "sha256": start.sha256, "into": "(whole model)"}]
+    else:
+        init = initialisation.initialise(module, init_specs(recipe.get("init")))
     train_sel, train_y = stage_targets(data.labels[train_index], spec.stage)
     train_sel = train_index[train_sel]
     val_sel, val_y = stage_targets(data.labels[val_index], spec.stage)
@@ -193,7 +186,7 @@ def fit_one(
         teacher.eval()
     pairs = balance_by_rotation(train_y, config.seed) if recipe.get("balance") else None
     pairs = pairs or [(i, 0) for i in range(len(train_y))]
-    aug = AugmentConfig.from_dict(recipe.get("augment"))
+    aug = augment.AugmentConfig.from_dict(recipe.get("augment"))
     images = data.images
 
     def with_teacher(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -208,7 +201,9 @@ def fit_one(
         for start in range(0, len(order), config.batch_size):
             chunk = [pairs[i] for i in order[start : start + config.batch_size]]
             xs = [
-                augment(torch.rot90(_float(images[train_sel[i]]), k, (1, 2)), aug, generator)
+                augment.augment_image(
+                    torch.rot90(as_float(images[train_sel[i]]), k, (1, 2)), aug, generator
+                )
                 for i, k in chunk
             ]
             labels = torch.tensor([int(train_y[i]) for i, _ in chunk])
@@ -217,7 +212,7 @@ def fit_one(
     val_batches_cache = [
         with_teacher(
             {
-                "image": _float(images[val_sel[i : i + 32]]),
+                "image": as_float(images[val_sel[i : i + 32]]),
                 "label": torch.from_numpy(val_y[i : i + 32]),
             }
         )
@@ -251,14 +246,15 @@ def fit_one(
         "classes": list(STAGE_CLASSES[spec.stage]),
         "image_size": int(recipe["image_size"]),
         "distilled_from": teacher_info,
-        "initialised_from": str(spec.init) if spec.init else ("imagenet" if imagenet else None),
-        "imagenet_backbones": imagenet,
+        "initialised_from": str(spec.init) if spec.init else None,
+        "init": init,
         "training": {
-            "data": data.source,
-            "reader": data.reader,
+            "data": data.info,
+            "source": data.source,
             "train_images": int(len(train_sel)),
             "balanced_copies": int(len(pairs) - len(train_sel)),
             "val_images": int(len(val_sel)),
+            "val_ids_sha256": splits.ids_sha256([data.ids[i] for i in val_sel]),
             "command": options.get("command", ""),
         },
     }
@@ -277,23 +273,18 @@ def fit_one(
     )
     best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
     return {
-        "weights": str(result.best_weights),
+        **result.summary(),
         "stage": spec.stage,
         "distilled": teacher is not None,
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "epochs_run": result.epochs_run,
         **{k: v for k, v in best.items() if k in ("val_accuracy", "val_auc_roc")},
     }
 
 
-def link_stage2(stage1_weights: str | Path, stage2_weights: str | Path) -> None:
-    """Record in the stage-1 card where its stage-2 weights are (relative path)."""
-    import os
-
-    stage1_weights, stage2_weights = Path(stage1_weights), Path(stage2_weights)
-    relative = os.path.relpath(stage2_weights.resolve(), stage1_weights.resolve().parent)
-    weights.update_card(stage1_weights, stage2_weights=relative)
+def link_stage2(stage1_weights: str | Path, stage2_weights: str | Path) -> dict[str, str]:
+    """Record in the stage-1 card its stage-2 weights: relative path and SHA-256."""
+    link = stage2_link(stage1_weights, stage2_weights)
+    weights_io.update_card(Path(stage1_weights), **link)
+    return link
 
 
 def train_cascade(
@@ -326,7 +317,7 @@ def train_cascade(
                 teacher = load_trained(runs[f"teacher{stage}"]["weights"])
             init = Path(runs[f"{role}1"]["weights"]) if stage == 2 else None
             spec = FitSpec(name, stage, out / folders[role][stage - 1], teacher, init)
-            runs[f"{role}{stage}"] = fit_one(spec, data, train_index, val_index, recipe, options)
+            runs[f"{role}{stage}"] = fit_one(spec, data, train_index, val_index, options)
     for role, *_ in plan:
         link_stage2(runs[f"{role}1"]["weights"], runs[f"{role}2"]["weights"])
     return runs
@@ -351,14 +342,13 @@ def cross_validate(
         if options.get("resume") and done.exists():
             per_fold.append(json.loads(done.read_text()))
             continue
-        groups = [data.groups[i] for i in train_index]
         inner, val = validation_split(
-            data.labels[train_index], groups, float(recipe["val_fraction"]), int(recipe["seed"])
+            data, train_index, float(recipe["val_fraction"]), int(recipe["seed"])
         )
         runs = train_cascade(
             data,
-            train_index[inner],
-            train_index[val],
+            inner,
+            val,
             recipe,
             options,
             out / f"fold{f}",
@@ -385,9 +375,10 @@ def cross_validate(
         "folds_run": len(per_fold),
         "grouped_by": "patient" if grouped else "image",
         "images": int(len(data.labels)),
+        "data_split": data.info,
         "results": str(out / "cv_results.json"),
         "table": str(out / "cv_table.md"),
-        **{ROW_NAMES[row]: _format_row(values) for row, values in table.items()},
+        **{ROW_NAMES[row]: format_row(values) for row, values in table.items()},
     }
 
 
@@ -395,114 +386,32 @@ def _fold_line(scores: dict[str, Any]) -> dict[str, float]:
     return {k: round(v["accuracy"], 4) for k, v in scores.items() if isinstance(v, dict)}
 
 
-ROW_NAMES = {
-    "stage1/teacher": "MS-ROP (teacher)",
-    "stage1/alone": "MobileNetV2 (no KD)",
-    "stage1/distilled": "MN-ROP (distilled)",
-    "stage2/teacher": "MS-TR-ROP (teacher)",
-    "stage2/alone": "MobileNetV2 TR (no KD)",
-    "stage2/distilled": "MN-TR-ROP (distilled)",
-}
-
-
-def summarise(per_fold: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Mean and sample standard deviation of every metric over folds (NaN-aware)."""
-    table = {}
-    for row in ROW_NAMES:
-        values = {}
-        for metric in METRICS:
-            xs = np.array([f[row][metric] for f in per_fold], dtype=np.float64)
-            ok = xs[~np.isnan(xs)]
-            sd = float(np.std(ok, ddof=1)) if len(ok) > 1 else float("nan")
-            values[metric] = [float(ok.mean()) if len(ok) else float("nan"), sd]
-        table[row] = values
-    return table
-
-
-def _format_row(values: dict[str, list[float]]) -> str:
-    return "  ".join(f"{m} {values[m][0]:.4f}±{values[m][1]:.4f}" for m in METRICS)
-
-
-def markdown_table(
-    table: dict[str, dict[str, list[float]]], k: int, grouped: bool, run: int | None = None
-) -> str:
-    """The seed's metric table (mean ± sd over folds), both stages."""
-    header = "| model | acc | precision | F1 | sensitivity | specificity | AUC |\n"
-    header += "| --- | --- | --- | --- | --- | --- | --- |\n"
-    done = "" if run in (None, k) else f" (only {run} of the {k} folds were run)"
-    by = "patient" if grouped else "image"
-    lines = [f"{k}-fold cross-validation{done}, folds grouped by {by}; mean ± sd over folds\n"]
-    for stage, title in ((1, "ROP detection (normal/ROP)"), (2, "TR-ROP detection (non-TR/TR)")):
-        lines.append(f"\n{title}:\n\n{header}")
-        for row, name in ROW_NAMES.items():
-            if row.startswith(f"stage{stage}/"):
-                cells = " | ".join(
-                    f"{table[row][m][0]:.4f} ± {table[row][m][1]:.4f}" for m in METRICS
-                )
-                lines.append(f"| {name} | {cells} |\n")
-    return "".join(lines)
-
-
 def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """``eyescan train rop``: one model, the cascade or cross-validation (by the recipe)."""
     recipe = recipe_of(options)
     out = Path(options["out"])
     size = int(recipe["image_size"])
-    dataset = load_data(data, "train", size, options.get("reader"))
+    dataset = load_data(data, "train", size, options)
     if int(recipe.get("folds") or 0) > 1:
         return cross_validate(dataset, recipe, options, out)
     train_index, val_index = validation_split(
-        dataset.labels, dataset.groups, float(recipe["val_fraction"]), int(recipe["seed"])
+        dataset, np.arange(len(dataset.labels)), float(recipe["val_fraction"]), int(recipe["seed"])
     )
     if recipe.get("cascade"):
         runs = train_cascade(dataset, train_index, val_index, recipe, options, out)
-        summary = {"stage1_weights": runs["distilled1"]["weights"]}
+        summary: dict[str, Any] = {"stage1_weights": runs["distilled1"]["weights"]}
         for key, run in runs.items():
             summary[f"{key}_weights"] = run["weights"]
+            summary[f"{key}_selected_by"] = run["selected_by"]
             summary[f"{key}_val_accuracy"] = run.get("val_accuracy")
-        return summary
+        return {**summary, "data_split": dataset.info}
     name = options.get("model") or task.default_model
     teacher = load_trained(recipe["teacher_weights"]) if recipe.get("teacher_weights") else None
     init = Path(recipe["init_weights"]) if recipe.get("init_weights") else None
     spec = FitSpec(name, int(recipe["stage"]), out, teacher, init)
-    summary = fit_one(spec, dataset, train_index, val_index, recipe, options)
+    summary = fit_one(spec, dataset, train_index, val_index, options)
     if recipe.get("stage1_weights") and spec.stage == 2:
-        link_stage2(recipe["stage1_weights"], summary["weights"])
+        link = link_stage2(recipe["stage1_weights"], summary["weights"])
         summary["linked_to"] = recipe["stage1_weights"]
-    return summary
-
-
-def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """Stage-1 metrics on every image, stage-2 metrics on the ROP images, the cascade's rows.
-
-    Stage 2 is scored on the truly-ROP images (the seed's protocol); the
-    per-image rows and ``cascade_accuracy`` (three classes) follow the
-    cascade, where stage 2 only sees images that stage 1 calls ROP.
-    """
-    cascade = Cascade.of(model)
-    sizes = [Cascade.size(m) for m in (cascade.stage1, cascade.stage2) if m is not None]
-    split = options.get("split") or "test"
-    dataset = load_data(data, split, max(sizes), options.get("reader"))
-    enhanced = [img.transpose(1, 2, 0).astype(np.float32) / 255.0 for img in dataset.images]
-    n = len(dataset.labels)
-    p_rop = Cascade(cascade.stage1, None).probabilities(enhanced)[0]
-    p_tr = Cascade(None, cascade.stage2).probabilities(enhanced)[1]
-    summary: dict[str, Any] = {"data": str(data), "reader": dataset.reader, "split": split}
-    summary["images"] = int(n)
-    for stage, prob, present in ((1, p_rop, cascade.stage1), (2, p_tr, cascade.stage2)):
-        sel, y = stage_targets(dataset.labels, stage)
-        if present is not None and len(sel):
-            summary[f"stage{stage}_images"] = int(len(sel))
-            summary.update({f"stage{stage}_{k}": v for k, v in binary_scores(y, prob[sel]).items()})
-    rows = []
-    for i in range(n):
-        ran_stage2 = np.isnan(p_rop[i]) or p_rop[i] >= THRESHOLD
-        values = cascade.values(p_rop[i], p_tr[i] if ran_stage2 else np.nan)
-        row = {"id": dataset.ids[i], "input": dataset.paths[i], "label": int(dataset.labels[i])}
-        rows.append({**row, **values})
-    if cascade.stage1 is not None and cascade.stage2 is not None:
-        codes = {"normal": 0, "rop": 1, "tr-rop": 2}
-        predicted = np.array([codes[r["diagnosis"]] for r in rows])
-        summary["cascade_accuracy"] = float((predicted == dataset.labels).mean())
-    if options.get("update_card") and model.weights is not None:
-        weights.update_card(model.weights, metrics=summary)
-    return {"summary": summary, "images": rows}
+        summary["stage2_sha256"] = link["stage2_sha256"]
+    return {**summary, "data_split": dataset.info}

@@ -1,17 +1,19 @@
-"""The rop task through the CLI: train (plain, distilled, stage 2, teacher, CV), predict."""
+"""rop through the CLI: train (plain, distilled, stage 2, teacher, CV), predict, evaluate."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
 from eyescan_rop.synthetic import write_rop_dataset
 
-TINY = {"image_size": 32, "epochs": 1, "imagenet": False, "val_fraction": 0.25, "lr": 1e-3}
+TINY = {"image_size": 32, "epochs": 1, "val_fraction": 0.25, "lr": 1e-3}
+HEADLINE = ("accuracy", "precision", "f1", "sensitivity", "specificity", "auc_roc")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,12 @@ def test_student_distillation_stage2_predict_evaluate(data, tmp_path):
     )
     second = _train(data, tmp_path / "kd2", stage2)
     assert second["stage"] == 2 and second["linked_to"] == distilled["weights"]
+    card = json.loads(Path(distilled["weights"]).with_suffix(".json").read_text())
+    stage2_card = json.loads(Path(second["weights"]).with_suffix(".json").read_text())
+    assert card["stage2_sha256"] == stage2_card["sha256"] == second["stage2_sha256"]
+    assert stage2_card["init"][0]["sha256"] == card["sha256"]
+    assert stage2_card["training"]["data"]["split"] == "train"
+    assert second["data_split"]["rule"].startswith("hold-out")
 
     images = sorted((data.parent / "images").glob("*.png"))[:3]
     result = invoke_cli(
@@ -74,6 +82,8 @@ def test_student_distillation_stage2_predict_evaluate(data, tmp_path):
     assert result.exit_code == 0, result.stderr
     for record in json_lines(result.stdout):
         assert validate_prediction(record) == []
+        (companion,) = record["companions"]
+        assert companion["role"] == "stage2" and companion["sha256"] == card["stage2_sha256"]
         out = record["outputs"]
         assert out["stage1"] in ("normal", "rop") and 0 <= out["rop_probability"] <= 1
         assert out["stage2_run"] == (out["stage1"] == "rop")
@@ -81,13 +91,24 @@ def test_student_distillation_stage2_predict_evaluate(data, tmp_path):
         assert (tmp_path / "p" / record["files"]["gradcam_stage1"]).exists()
         assert ("gradcam_stage2" in record["files"]) == out["stage2_run"]
 
+    plots = tmp_path / "plots"
     result = invoke_cli(
-        "evaluate", "rop", data, "--weights", distilled["weights"], "--split", "train", "--json"
+        "evaluate", "rop", data, "--weights", distilled["weights"], "--json", "--plots", plots
     )
     assert result.exit_code == 0, result.stderr
     summary = json_lines(result.stdout)[-1]
     for key in ("stage1_accuracy", "stage1_auc_roc", "stage2_sensitivity", "cascade_accuracy"):
-        assert key in summary
+        assert key in summary and key in summary["ci95"]
+    assert set(summary["ci95"]) == {f"stage{k}_{m}" for k in (1, 2) for m in HEADLINE} | {
+        "cascade_accuracy"
+    }
+    assert "bootstrap" in summary["ci_method"]
+    # The held-out patients, never seen in training: the same rule as the training run's.
+    assert summary["data_split"]["split"] == "test"
+    assert summary["data_split"]["rule"] == second["data_split"]["rule"]
+    assert summary["images"] == summary["data_split"]["count"]
+    assert not set(summary["data_split"]["ids"]) & set(second["data_split"]["ids"])
+    assert (plots / "index.html").exists() and list(plots.glob("*confusion*.png"))
 
 
 def test_teacher_trains_through_the_cli(data, tmp_path):
@@ -95,6 +116,8 @@ def test_teacher_trains_through_the_cli(data, tmp_path):
     summary = _train(data, tmp_path / "t", recipe, "--model", "ms-rop")
     card = json.loads(Path(summary["weights"]).with_suffix(".json").read_text())
     assert card["model"] == "ms-rop" and card["parameters"] == 26_585_796
+    assert summary["selected_by"] == "train_loss" and "best_train_loss" in summary
+    assert card["init"] == [] and card["training"]["val_images"] == 0
 
 
 def test_cross_validation_prints_the_seed_table(data, tmp_path):
@@ -127,3 +150,97 @@ def test_bad_label_is_one_clear_error(tmp_path):
     (tmp_path / "m.csv").write_text("image,label\nx.png,sick\n")
     result = invoke_cli("train", "rop", tmp_path / "m.csv", "--out", tmp_path / "o")
     assert result.exit_code == 1 and "m.csv:2: label 'sick'" in result.stderr
+
+
+def _shipped_copy(folder: Path) -> Path:
+    import shutil
+
+    from eyescan_rop.task import WEIGHTS_DIR
+
+    for name in ("mn-rop", "mn-tr-rop"):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(WEIGHTS_DIR / f"{name}{suffix}", folder / f"{name}{suffix}")
+    return folder / "mn-rop.safetensors"
+
+
+def _image(folder: Path) -> Path:
+    from PIL import Image
+
+    from eyescan_rop.synthetic import make_rop_fundus
+
+    path = folder / "x.png"
+    Image.fromarray(make_rop_fundus(64, seed=5, label=2).image).save(path)
+    return path
+
+
+def test_stage2_link_with_a_wrong_or_no_hash_is_refused(tmp_path):
+    stage1 = _shipped_copy(tmp_path)
+    image = _image(tmp_path)
+    card_file = stage1.with_suffix(".json")
+    card = json.loads(card_file.read_text())
+    for sha in ("0" * 64, None):
+        changed = (
+            {**card, "stage2_sha256": sha}
+            if sha
+            else {k: v for k, v in card.items() if k != "stage2_sha256"}
+        )
+        card_file.write_text(json.dumps(changed))
+        result = invoke_cli("predict", "rop", image, "--weights", stage1, "--out", tmp_path / "o")
+        assert result.exit_code != 0
+        message = result.stderr.strip()
+        assert "stage-2" in message or "stage 2" in message
+        assert len(message.splitlines()) == 1 and "Traceback" not in message
+    # A stage-2 file replaced behind the card's back: its own card hash no longer matches.
+    card_file.write_text(json.dumps(card))
+    stage2 = tmp_path / "mn-tr-rop.safetensors"
+    stage2.write_bytes(stage2.read_bytes()[:-4] + b"\0\0\0\0")
+    result = invoke_cli("predict", "rop", image, "--weights", stage1, "--out", tmp_path / "p")
+    assert result.exit_code != 0 and "does not match its model card" in result.stderr
+
+
+def test_dragon_style_csv_trains_and_evaluates_with_columns(dragon_table, dragon_columns, tmp_path):
+    table = dragon_table
+    recipe = _recipe(tmp_path, "s2", stage=2, val_fraction=0)
+    summary = _train(
+        table, tmp_path / "s2", recipe, "--model", "mn-rop", "--columns", dragon_columns
+    )
+    assert summary["data_split"]["count"] == 6  # the Train rows only
+    assert summary["data_split"]["rule"] == "the data set's own split"
+    result = invoke_cli(
+        "evaluate",
+        "rop",
+        table,
+        "--weights",
+        summary["weights"],
+        "--columns",
+        dragon_columns,
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = json_lines(result.stdout)
+    summary = lines[-1]
+    assert summary["images"] == summary["stage2_images"] == 6 and "stage1_accuracy" not in summary
+    assert {r["input"].split("/Dataset/")[1].split("/")[0] for r in lines[:-1]} == {"Test"}
+    assert set(summary["ci95"]) == {f"stage2_{m}" for m in HEADLINE}
+
+
+def test_evaluation_returns_scores_for_the_plots(data):
+    from eyescan.api import get_registry, models
+    from eyescan_rop.evaluation import binary_scores, evaluate, fast_scores
+
+    loaded = models.load(get_registry(), "rop")
+    result = evaluate(loaded, data, {})
+    scores = result["scores"]
+    n = result["summary"]["images"]
+    assert scores["classes"] == ["normal", "rop"] and len(scores["y_true"]) == n
+    assert all(abs(sum(p) - 1) < 1e-9 for p in scores["y_prob"])
+    assert result["summary"]["ci95"]["stage1_accuracy"] is None or (
+        result["summary"]["ci95"]["stage1_accuracy"][0]
+        <= result["summary"]["stage1_accuracy"]
+        <= result["summary"]["ci95"]["stage1_accuracy"][1]
+    )
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 40), rng.random(40)
+    p[:5] = 0.5  # ties
+    fast, exact = fast_scores(y, p), binary_scores(y, p)
+    assert fast == pytest.approx(exact)
