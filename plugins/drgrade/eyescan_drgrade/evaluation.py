@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from eyescan.api import DataError, bootstrap, get_registry, imageio, metrics, read_split
+from eyescan.api import DataError, bootstrap, imageio, metrics, read_task_split
 from eyescan_drgrade.data import square_fundus
 from eyescan_drgrade.lesions import (
     GRADE_NAMES,
@@ -274,15 +274,7 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     from eyescan_drgrade.models import parts
 
     split = options.get("split") or "test"
-    chosen = read_split(
-        get_registry(),
-        "drgrade",
-        data,
-        split,
-        options.get("reader"),
-        options.get("columns"),
-        options.get("holdout"),
-    )
+    chosen = read_task_split("drgrade", data, options, split)
     samples = chosen.samples
     module = model.module
     grader, detector = parts(module)

@@ -34,7 +34,7 @@ class DrGradeTask(Task):
         return {"square": square, "frame": frame, "original": image}
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
-        explain = self.options.get("explain") or getattr(self, "explain", False)
+        explain = bool(self.options.get("explain"))
         return predict_items(model.module, batch, bool(explain))
 
     def report(self, prediction: Prediction, out_dir: Path, stem: str) -> dict[str, str]:

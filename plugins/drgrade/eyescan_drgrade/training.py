@@ -30,7 +30,7 @@ from eyescan.api import (
     fundus,
     get_registry,
     imageio,
-    read_split,
+    read_task_split,
     recipes,
     splits,
     training,
@@ -118,15 +118,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     registry = get_registry()
     model_name = options.get("model") or task.default_model
     factory = registry.model("drgrade", model_name).factory
-    chosen = read_split(
-        registry,
-        "drgrade",
-        data,
-        "train",
-        options.get("reader"),
-        options.get("columns"),
-        options.get("holdout"),
-    )
+    chosen = read_task_split("drgrade", data, options, "train")
     out = Path(options["out"])
     context = {
         "data": chosen.info,
@@ -268,8 +260,7 @@ def _fit(
         },
         forward=forward,
         validate=validate,
-        on_event=options.get("on_event"),
-        resume=bool(options.get("resume")),
+        options=options,
     )
     return {**result.summary(), "data": card["data"], "init": init or []}
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eyescan.api import bootstrap, get_registry, metrics, read_split
+from eyescan.api import bootstrap, get_registry, metrics, read_task_split
 from eyescan_redlesion.data import LESIONS, LesionSample, load_sample, reader_mask_threshold
 from eyescan_redlesion.lesions import (
     break_even,
@@ -106,15 +106,7 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     95 % CIs over images (``ci95``) and the images scored (``data_split``)."""
     registry = get_registry()
     split = options.get("split") or "test"
-    chosen = read_split(
-        registry,
-        "redlesion",
-        Path(data),
-        split,
-        options.get("reader"),
-        options.get("columns"),
-        options.get("holdout"),
-    )
+    chosen = read_task_split("redlesion", Path(data), options, split)
     mask_threshold = reader_mask_threshold(registry, chosen.reader)
     card = model.card or {}
     input_width = (card.get("input") or {}).get("width")

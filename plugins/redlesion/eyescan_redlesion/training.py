@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eyescan.api import DataError, Sample, get_registry, metrics, read_split, recipes, splits
+from eyescan.api import DataError, Sample, get_registry, metrics, read_task_split, recipes, splits
 from eyescan.api import training as engine
 from eyescan_redlesion.data import (
     LESIONS,
@@ -221,15 +221,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     """One stage of Red-Seg training on the ``train`` split of ``data``; the run's summary."""
     registry = get_registry()
     recipe = recipe_for(options)
-    chosen = read_split(
-        registry,
-        "redlesion",
-        Path(data),
-        "train",
-        options.get("reader"),
-        options.get("columns"),
-        options.get("holdout"),
-    )
+    chosen = read_task_split("redlesion", Path(data), options, "train")
     mask_threshold = reader_mask_threshold(registry, chosen.reader)
     config = engine.TrainConfig.from_dict(recipe)
     extra = config.extra
@@ -317,8 +309,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         card,
         forward=lambda model, batch: model.deep_outputs(batch["image"]),
         validate=validate if val_set else None,
-        on_event=options.get("on_event"),
-        resume=bool(options.get("resume")),
+        options=options,
     )
     summary: dict[str, Any] = {
         **result.summary(),

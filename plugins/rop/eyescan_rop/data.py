@@ -21,10 +21,9 @@ from eyescan.api import (
     DataError,
     Sample,
     fundus,
-    get_registry,
     imageio,
     read_csv_rows,
-    read_split,
+    read_task_split,
     split_of,
     splits,
 )
@@ -239,15 +238,7 @@ class RopData:
 
 def load_data(data: Path, split: str, size: int, options: dict[str, Any]) -> RopData:
     """The ``split`` of ``data`` by the core's rule (reader, ``columns``, ``holdout`` options)."""
-    chosen = read_split(
-        get_registry(),
-        "rop",
-        data,
-        split,
-        options.get("reader"),
-        options.get("columns"),
-        options.get("holdout"),
-    )
+    chosen = read_task_split("rop", data, options, split)
     samples = chosen.samples
     unlabelled = [s.image for s in samples if s.label is None]
     if unlabelled:

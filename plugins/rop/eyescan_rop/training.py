@@ -268,8 +268,7 @@ def fit_one(
         spec.out,
         card,
         validate=validate if has_val and len(np.unique(val_y)) > 1 else None,
-        on_event=options.get("on_event"),
-        resume=bool(options.get("resume")),
+        options=options,
     )
     best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
     return {

@@ -1,10 +1,13 @@
 """eyescan plugin: strabismus from face photographs, RF-CNN and RF-CNN Lite (hooks only).
 
 Where things live: networks in ``models.py``, losses in ``losses.py``, data
-readers and crops in ``data.py``, the detect → crop → classify pipeline and
-its outputs in ``task.py``, training and evaluation of both stages in
-``training.py``, the synthetic Hirschberg-photo generator in ``synthetic.py``,
-shipped weights + model cards in ``weights/``, recipes in ``recipes/``.
+readers and crops in ``data.py``, detect → crop → classify and the choice of
+the classifier's companion detector in ``pipeline.py``, the task and its
+outputs in ``task.py``, training of both stages in ``training.py``, their
+evaluation (bootstrap intervals, pipeline counts) in ``evaluation.py``, the
+synthetic Hirschberg-photo generator in ``synthetic.py``, shipped weights +
+model cards in ``weights/``, recipes in ``recipes/``. Imports go one way:
+task → training → evaluation → pipeline → data/models/losses.
 """
 
 from __future__ import annotations

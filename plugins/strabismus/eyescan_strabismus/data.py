@@ -1,16 +1,19 @@
 """Strabismus data: readers for eye-region boxes and labels, crops and tensors.
 
-Two layouts (registered as readers ``folders`` and ``manifest``):
+Two layouts (registered as readers ``folders`` and ``manifest``); both return
+every sample, marked with the split the data set gives it (``train``/``val``/
+``test`` folders or a ``split`` column; ``None`` where it says nothing, and
+the core's hold-out rule divides those):
 
-``folders`` — ``DATA/[train|test/]`` holding the images either in ``images/``
-(labels in ``labels.csv``: ``image,label``) or in class folders ``normal/``
-and ``strabismus/``; eye-region boxes in ``annotations/<image stem>.xml``
-(Pascal VOC as labelImg writes it) or ``boxes.csv``
-(``image,label,xmin,ymin,xmax,ymax``, one box a row, an empty label for an
-image without an eye region). Images are matched by file name.
+``folders`` — ``DATA/[train|val|test/]`` holding the images either in
+``images/`` (labels in ``labels.csv``: ``image,label[,patient]``) or in class
+folders ``normal/`` and ``strabismus/``; eye-region boxes in
+``annotations/<image stem>.xml`` (Pascal VOC as labelImg writes it) or
+``boxes.csv`` (``image,label,xmin,ymin,xmax,ymax``, one box a row, an empty
+label for an image without an eye region). Images are matched by file name.
 
-``manifest`` — one CSV: ``image,label[,xmin,ymin,xmax,ymax][,split]``, paths
-relative to the CSV.
+``manifest`` — one CSV: ``image,label[,xmin,ymin,xmax,ymax][,split][,patient]``,
+paths relative to the CSV (``--columns image=path,label=binary`` maps other names).
 
 Labels are ``0``/``normal`` and ``1``/``strabismus``. Boxes are optional for
 the classifier (without them the whole image is taken as the eye region),
@@ -19,17 +22,28 @@ labels are optional for the detector.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from eyescan.api import DataError, Sample, imageio, read_box_csv, read_voc_xml
+from eyescan.api import (
+    DataError,
+    Sample,
+    imageio,
+    read_box_csv,
+    read_csv_rows,
+    read_voc_xml,
+    split_of,
+)
 
 CLASS_NAMES = ("normal", "strabismus")
 #: Margin added around a box on every side before cropping, as a fraction of its long side.
 CROP_MARGIN = 0.1
+#: The detector's one class (both eyes in one box).
+BOX_LABEL = "eye region"
+#: Split folder names of the ``folders`` layout.
+SPLIT_FOLDERS = ("train", "val", "test")
 
 Box = tuple[float, float, float, float]
 
@@ -61,23 +75,18 @@ def parse_label(value: str, where: str) -> int | None:
     raise DataError(f"{where}: label {value!r} is not 0/1 or normal/strabismus")
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV ({exc})") from None
-
-
-def _split_root(path: Path, split: str) -> Path:
-    return path / split if (path / split).is_dir() else path
+def split_roots(path: Path) -> list[tuple[Path, str | None]]:
+    """``(folder, split)`` of each split folder, or ``[(path, None)]`` without any."""
+    path = Path(path)
+    found = [(path / s, s) for s in SPLIT_FOLDERS if (path / s).is_dir()]
+    return found or [(path, None)]
 
 
 class FolderReader:
     """Images in ``images/`` or ``normal/``+``strabismus/``; VOC XML or box CSV; labels CSV."""
 
     description = (
-        "[train|test/]images/ + labels.csv, or normal/ + strabismus/; "
+        "[train|val|test/]images/ + labels.csv, or normal/ + strabismus/; "
         "boxes in annotations/*.xml (VOC) or boxes.csv"
     )
 
@@ -85,38 +94,54 @@ class FolderReader:
         path = Path(path)
         if not path.is_dir():
             return False
-        root = _split_root(path, "train")
+        root = split_roots(path)[0][0]
         return any((root / name).is_dir() for name in ("images", *CLASS_NAMES))
 
-    def read(self, path: Path, split: str) -> list[EyeSample]:
-        root = _split_root(Path(path), split)
-        images: list[tuple[Path, int | None]] = []
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[EyeSample]:
+        samples: list[EyeSample] = []
+        for root, split in split_roots(Path(path)):
+            samples += self._read_root(root, split, columns)
+        return samples
+
+    def _read_root(
+        self, root: Path, split: str | None, columns: dict[str, str] | None
+    ) -> list[EyeSample]:
+        images: list[tuple[Path, int | None, str | None]] = []
         if (root / "images").is_dir():
-            labels = self._labels(root)
+            labels = self._labels(root, columns)
             for image in _images_in(root / "images"):
-                images.append((image, labels.get(image.name)))
+                label, patient = labels.get(image.name, (None, None))
+                images.append((image, label, patient))
         for label, name in enumerate(CLASS_NAMES):
-            images += [(image, label) for image in _images_in(root / name)]
+            images += [(image, label, None) for image in _images_in(root / name)]
         if not images:
             raise DataError(f"{root}: no images in images/, normal/ or strabismus/")
         boxes = self._boxes(root)
         samples = []
-        for image, label in images:
+        for image, label, patient in images:
             found = boxes.get(image.stem) if boxes is not None else None
             sample_id = image.relative_to(root).with_suffix("").as_posix()
-            samples.append(EyeSample(sample_id, image, label=label, boxes=found))
+            if split is not None:
+                sample_id = f"{split}/{sample_id}"
+            samples.append(
+                EyeSample(sample_id, image, label=label, split=split, patient=patient, boxes=found)
+            )
         return samples
 
     @staticmethod
-    def _labels(root: Path) -> dict[str, int | None]:
+    def _labels(
+        root: Path, columns: dict[str, str] | None
+    ) -> dict[str, tuple[int | None, str | None]]:
+        """``image name -> (label, patient)`` from ``labels.csv`` (empty without one)."""
         path = root / "labels.csv"
         if not path.exists():
             return {}
-        rows = _read_rows(path)
-        if rows and not {"image", "label"} <= set(rows[0]):
-            raise DataError(f"{path}: labels CSV needs columns image,label")
+        rows = read_csv_rows(path, ("image", "label"), columns)
         return {
-            Path(row["image"]).name: parse_label(row["label"], f"{path}:{number}")
+            Path(row["image"]).name: (
+                parse_label(row["label"], f"{path}:{number}"),
+                row.get("patient") or None,
+            )
             for number, row in enumerate(rows, start=2)
         }
 
@@ -143,24 +168,23 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in imageio.IMAGE_EXTENSIONS)
 
 
-class BoxManifestReader:
-    """One CSV: ``image,label[,xmin,ymin,xmax,ymax][,split]`` (paths relative to the CSV)."""
+BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 
-    description = "CSV with columns image,label[,xmin,ymin,xmax,ymax][,split]"
+
+class BoxManifestReader:
+    """One CSV: ``image,label[,xmin,ymin,xmax,ymax][,split][,patient]`` (paths relative to it)."""
+
+    description = "CSV with columns image,label[,xmin,ymin,xmax,ymax][,split][,patient]"
 
     def detect(self, path: Path) -> bool:
         return Path(path).suffix.lower() == ".csv" and Path(path).is_file()
 
-    def read(self, path: Path, split: str) -> list[EyeSample]:
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[EyeSample]:
         path = Path(path)
-        rows = _read_rows(path)
-        if not rows or "image" not in rows[0]:
-            raise DataError(f"{path}: manifest needs an 'image' column")
-        has_boxes = {"xmin", "ymin", "xmax", "ymax"} <= set(rows[0])
+        rows = read_csv_rows(path, ("image",), columns)
+        has_boxes = set(BOX_COLUMNS) <= set(rows[0])
         samples: dict[str, EyeSample] = {}
         for number, row in enumerate(rows, start=2):
-            if row.get("split") and row["split"].strip() != split:
-                continue
             where = f"{path}:{number}"
             sample = samples.setdefault(
                 row["image"],
@@ -168,17 +192,19 @@ class BoxManifestReader:
                     Path(row["image"]).with_suffix("").as_posix(),
                     path.parent / row["image"],
                     label=parse_label(row.get("label", ""), where),
+                    split=split_of(row.get("split"), where),
+                    patient=row.get("patient") or None,
                     boxes=[] if has_boxes else None,
                 ),
             )
-            if has_boxes and row["xmin"].strip():
+            if has_boxes and row["xmin"]:
                 try:
-                    box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+                    box = tuple(float(row[k]) for k in BOX_COLUMNS)
                 except ValueError:
                     raise DataError(f"{where}: box coordinates must be numbers") from None
                 sample.boxes.append(box)
         if not samples:
-            raise DataError(f"{path}: no rows for split {split!r}")
+            raise DataError(f"{path}: no rows")
         return list(samples.values())
 
 
@@ -225,6 +251,11 @@ def classifier_tensor(crops: list[np.ndarray]):
     import torch
 
     x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+    return normalise(x)
+
+
+def normalise(x):
+    """A float image batch in [0, 1] → the classifiers' input scale (centred, ×4)."""
     return (x - 0.5) / 0.25
 
 

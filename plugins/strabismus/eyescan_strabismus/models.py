@@ -372,38 +372,6 @@ def rfcnn_cnn(**options: Any) -> RFCNNPlain:
     return RFCNNPlain(**options)
 
 
-def is_detector(module: Any) -> bool:
-    """True for the eye-region detector (a torchvision Faster R-CNN)."""
-    from torchvision.models.detection import FasterRCNN
-
-    return isinstance(module, FasterRCNN)
-
-
-def count_flops(module: nn.Module, size: int | tuple[int, int]) -> int:
-    """Floating-point operations (multiply and add counted apart) of one forward pass at
-    ``size`` (224 → a 1×3×224×224 input), counted by ``torch.utils.flop_counter``.
-
-    Classifiers are counted on a copy on the meta device (no arithmetic is done);
-    the detector, whose proposals depend on the data, on a blank image.
-    """
-    import copy
-
-    from torch.utils.flop_counter import FlopCounterMode
-
-    h, w = (size, size) if isinstance(size, int) else size
-    detector = is_detector(module)
-    device = "cpu" if detector else "meta"
-    model = module if detector else copy.deepcopy(module).to(device)
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        x = torch.zeros(1, 3, h, w, device=device)
-        model([x[0]]) if detector else model(x)
-    model.train(was_training)
-    return int(counter.get_total_flops())
-
-
 def parameter_megabytes(module: nn.Module) -> float:
     """Size of the float32 parameters in MB (10⁶ bytes), as the seed's "param memory"."""
     return sum(p.numel() for p in module.parameters()) * 4 / 1e6

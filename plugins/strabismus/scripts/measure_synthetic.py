@@ -1,8 +1,10 @@
 """Reproduce the strabismus plugin's synthetic-data table (README) from scratch.
 
 Generates the synthetic Hirschberg data set, trains the eye-region detector and
-both classifiers through the CLI (``eyescan train strabismus``), evaluates them
-on the held-out synthetic test split (``eyescan evaluate strabismus``), and
+both classifiers through the CLI (``eyescan train strabismus``), names the
+detector (path and SHA-256) in each classifier's card, evaluates them on the
+held-out synthetic test split
+(``eyescan evaluate strabismus``, with 95 % bootstrap intervals), and
 measures parameters, FLOPs and CPU milliseconds per image. Writes
 ``OUT/results.json`` and prints the tables as Markdown.
 
@@ -71,22 +73,24 @@ def model_costs(name: str, weights: Path, input_size: int) -> dict:
     """Parameters, weight-file size, FLOPs and CPU ms/image of a trained model."""
     import torch
 
-    from eyescan.api import get_registry, models
-    from eyescan_strabismus.models import count_flops, parameter_megabytes
+    from eyescan.api import cost, get_registry, models
+    from eyescan_strabismus.models import parameter_megabytes
 
     loaded = models.load(get_registry(), "strabismus", name, weights)
     module = loaded.module
     if name == "eye-detector":
         x: object = [torch.rand(3, 224, 224)]
-        sizes = {"flops_256": count_flops(module, 256)}
+        sizes = {"flops_256": cost.count_flops(module, [torch.zeros(3, 256, 256)])}
     else:
         x = torch.rand(1, 3, input_size, input_size)
         sizes = {
-            "flops_224": count_flops(module, 224),
-            f"flops_{input_size}": count_flops(module, input_size),
+            "flops_224": cost.count_flops(module, torch.zeros(1, 3, 224, 224)),
+            f"flops_{input_size}": cost.count_flops(
+                module, torch.zeros(1, 3, input_size, input_size)
+            ),
         }
     return {
-        "parameters": sum(p.numel() for p in module.parameters()),
+        "parameters": cost.count_parameters(module),
         "param_mb": round(parameter_megabytes(module), 2),
         "file_mb": round(weights.stat().st_size / 1e6, 2),
         **sizes,
@@ -150,13 +154,12 @@ def main() -> None:
             "train_minutes_wall": round((time.perf_counter() - started) / 60, 1),
             "train_minutes_epochs": round(sum(h["seconds"] for h in history) / 60, 1),
         }
+    from eyescan_strabismus.pipeline import link_detector
+
     detector = weights.get("eye-detector") or args.out / "eye-detector" / "eye-detector.safetensors"
     for name in args.models:
-        if name != "eye-detector" and detector.exists():  # the pipeline's detector, beside it
-            for suffix in (".safetensors", ".json"):
-                shutil.copy(
-                    detector.with_suffix(suffix), weights[name].parent / f"eye-detector{suffix}"
-                )
+        if name != "eye-detector" and detector.exists():  # the pipeline's detector, by hash
+            link_detector(weights[name], detector)
         lines = lines_of(
             start_cli(
                 "evaluate",
@@ -181,10 +184,15 @@ def main() -> None:
 
 
 def ship(source: Path, target: Path) -> None:
-    """Copy weights and card into the plugin; the card says ``synthetic_only`` (predict warns)."""
+    """Copy weights and card into the plugin; the card says ``synthetic_only`` (predict warns).
+
+    A classifier's detector link then names the shipped detector file (same SHA-256).
+    """
     shutil.copy(source, target)
     card = json.loads(source.with_suffix(".json").read_text())
     card.update(synthetic_only=True, note="synthetic-data demo weights; not for clinical use")
+    if isinstance(card.get("detector"), dict):
+        card["detector"] = {**card["detector"], "file": "eye-detector.safetensors"}
     target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from eyescan.api import cost
 from eyescan_strabismus.models import (
     DETECTOR_TABLE,
     LITE_TABLE,
@@ -13,7 +14,6 @@ from eyescan_strabismus.models import (
     InvertedResidual,
     RFCNNLite,
     RFCNNPlain,
-    count_flops,
     eye_detector,
     parameter_megabytes,
 )
@@ -95,9 +95,10 @@ def test_bottleneck_rules():
 def test_parameters_and_flops_reported(record_property):
     """Measured here; the seed says Lite 16 MB / 579 MFLOPs, plain 51 MB / 2 GFLOPs."""
     lite, plain = RFCNNLite(), RFCNNPlain()
+    x = torch.zeros(1, 3, 224, 224)
     numbers = {
-        "rfcnn-lite": (sum(p.numel() for p in lite.parameters()), count_flops(lite, 224)),
-        "rfcnn-cnn": (sum(p.numel() for p in plain.parameters()), count_flops(plain, 224)),
+        "rfcnn-lite": (cost.count_parameters(lite), cost.count_flops(lite, x)),
+        "rfcnn-cnn": (cost.count_parameters(plain), cost.count_flops(plain, x)),
     }
     for name, (params, flops) in numbers.items():
         record_property(name, f"{params} parameters, {flops / 1e6:.0f} MFLOPs at 224²")
@@ -106,6 +107,12 @@ def test_parameters_and_flops_reported(record_property):
     assert 0.20e9 < numbers["rfcnn-lite"][1] < 0.22e9
     assert 2.1e9 < numbers["rfcnn-cnn"][1] < 2.25e9  # the seed's "2 GFLOPs"
     assert parameter_megabytes(plain) == pytest.approx(53.8, abs=0.1)  # seed: 51 MB
+
+
+def test_detector_flops_count_with_the_core_counter():
+    model = eye_detector(width=0.5, out_channels=512)
+    flops = cost.count_flops(model, [torch.zeros(3, 256, 256)])
+    assert 0.1e9 < flops < 0.3e9  # README: 0.17 GFLOPs at 256² (shipped size)
 
 
 def test_detector_trains_and_detects_one_class():

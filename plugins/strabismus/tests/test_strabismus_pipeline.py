@@ -8,16 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eyescan.api import Prediction, get_registry, imageio, models
+from eyescan.api import Prediction, WeightsError, get_registry, imageio, models, weights
 from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
-from eyescan_strabismus.synthetic import make_face, write_dataset
-from eyescan_strabismus.task import (
+from eyescan_strabismus.pipeline import (
     DETECTOR,
-    StrabismusTask,
-    _region_values,
     classify,
+    detector_choice,
+    link_detector,
+    region_values,
 )
+from eyescan_strabismus.synthetic import make_face, write_dataset
+from eyescan_strabismus.task import StrabismusTask
 
 TINY_DETECTOR = {
     "epochs": 1,
@@ -73,7 +75,13 @@ def test_training_writes_both_models_with_cards(tiny_run):
     cls_card = json.loads(classifier.with_suffix(".json").read_text())
     assert det_card["model"] == DETECTOR and det_card["model_options"]["width"] == 0.25
     assert cls_card["model"] == "rfcnn-lite" and cls_card["input_size"] == 32
-    assert (classifier.parent / cls_card["detector"]).resolve() == detector.resolve()
+    link = cls_card["detector"]  # named by path and hash: the detector it goes with
+    assert (classifier.parent / link["file"]).resolve() == detector.resolve()
+    assert link["sha256"] == det_card["sha256"] and link["model"] == DETECTOR
+    data = cls_card["training"]["data"]  # which images trained it (the core's split record)
+    assert data["split"] == "train" and data["reader"] == "folders" and data["count"] == 12
+    assert cls_card["training"]["validation"]["count"] == cls_card["training"]["val_images"]
+    assert cls_card["training"]["selected_by"] == "val_loss"
 
 
 def test_predict_outputs_box_score_probability(tiny_run, tmp_path):
@@ -91,9 +99,14 @@ def test_predict_outputs_box_score_probability(tiny_run, tmp_path):
     assert result.exit_code == 0, result.output
     records = json_lines(result.stdout)
     assert len(records) == 6
+    det_sha = json.loads(tiny_run[1].with_suffix(".json").read_text())["sha256"]
     for record in records:
         assert validate_prediction(record) == []
+        (companion,) = record["companions"]  # the detector, named with its hash
+        assert companion["role"] == "detector" and companion["sha256"] == det_sha
+        assert companion["weights"] == str(tiny_run[1])
         out = record["outputs"]
+        assert out["detector_sha256"] == det_sha
         assert {
             "eye_region_found",
             "box",
@@ -137,13 +150,78 @@ def test_evaluate_prints_the_seed_metrics(tiny_run):
     assert summary["kind"] == "summary"
     assert {"tp", "tn", "fp", "fn", "sensitivity", "specificity", "accuracy", "auc"} <= set(summary)
     assert summary["tp"] + summary["tn"] + summary["fp"] + summary["fn"] == summary["images"]
-    assert "pipeline_no_eye_region" in summary  # detector → crop → classifier on the same set
+    assert summary["data_split"]["split"] == "test"
+    assert summary["data_split"]["rule"] == "the data set's own split"
+    # detector → crop → classifier on the same set, with the counts it stands on
+    scored, missing = summary["pipeline_images"], summary["pipeline_no_eye_region"]
+    assert scored + missing == summary["images"]
+    assert f"on {scored} of {summary['images']} images" in summary["pipeline_note"]
+    det_sha = json.loads(detector.with_suffix(".json").read_text())["sha256"]
+    assert summary["pipeline_detector"]["sha256"] == det_sha
     result = invoke_cli(
         "evaluate", "strabismus", data, "--model", DETECTOR, "--weights", detector, "--json"
     )
     assert result.exit_code == 0, result.output
     summary = json_lines(result.stdout)[-1]
     assert 0 <= summary["ap50"] <= 1 and summary["images"] == 6
+    assert {"ap50", "best_box_found_iou50", "mean_best_iou"} <= set(summary["ci95"])
+    assert summary["data_split"]["count"] == 6
+
+
+def test_evaluate_returns_scores_and_intervals(tiny_run):
+    data, _, classifier = tiny_run
+    task = StrabismusTask()
+    model = models.load(get_registry(), "strabismus", "rfcnn-lite", classifier)
+    result = task.evaluate(model, data, {"split": "test"})
+    summary, scores = result["summary"], result["scores"]
+    n = summary["images"]
+    assert scores["classes"] == ["normal", "strabismus"]
+    assert len(scores["y_true"]) == len(scores["y_prob"]) == n
+    assert all(abs(sum(p) - 1) < 1e-6 for p in scores["y_prob"])
+    assert [r["label"] for r in result["images"]] == scores["y_true"]
+    headline = {"accuracy", "auc", "sensitivity", "specificity"}
+    pipeline = {"pipeline_accuracy", "pipeline_auc", "pipeline_sensitivity"}
+    assert headline | pipeline | {"pipeline_specificity"} <= set(summary["ci95"])
+    assert "bootstrap" in summary["ci_method"]
+    for key in headline:
+        ci = summary["ci95"][key]
+        assert ci is None or ci[0] <= ci[1]
+    (companion,) = model.companions  # the evaluation's detector is on the record too
+    assert companion["sha256"] == summary["pipeline_detector"]["sha256"]
+
+
+def test_pipeline_counts_say_how_few_images_a_metric_stands_on(tiny_run, monkeypatch):
+    from eyescan_strabismus import evaluation
+
+    data, _, classifier = tiny_run
+    model = models.load(get_registry(), "strabismus", "rfcnn-lite", classifier)
+
+    def one_face(detector, images):  # the detector finds an eye region in the first only
+        boxes = [
+            np.array([[0.0, 0.0, 40.0, 20.0]]) if i == 0 else np.zeros((0, 4))
+            for i in range(len(images))
+        ]
+        return [{"boxes": b, "scores": np.ones(len(b))} for b in boxes]
+
+    monkeypatch.setattr(evaluation, "detect", one_face)
+    summary = StrabismusTask().evaluate(model, data, {"split": "test"})["summary"]
+    n = summary["images"]
+    assert summary["pipeline_images"] == 1 and summary["pipeline_no_eye_region"] == n - 1
+    assert summary["pipeline_note"].startswith(f"pipeline metrics on 1 of {n} images")
+    assert summary["ci95"]["pipeline_accuracy"] is None  # one image: no interval to give
+
+
+def test_without_any_detector_the_pipeline_is_skipped_and_says_why(tiny_run, monkeypatch):
+    data, _, classifier = tiny_run
+    model = models.load(get_registry(), "strabismus", "rfcnn-lite", classifier)
+    model.card = {k: v for k, v in model.card.items() if k != "detector"}
+    task = StrabismusTask()
+    monkeypatch.setattr(task, "default_weights", lambda name: None)
+    summary = task.evaluate(model, data, {"split": "test"})["summary"]
+    assert (
+        summary["pipeline_images"] == 0 and "no eye-region detector" in summary["pipeline_skipped"]
+    )
+    assert "pipeline_accuracy" not in summary and summary["accuracy"] == summary["accuracy"]
 
 
 def test_no_eye_region_is_a_normal_outcome(tiny_run, tmp_path):
@@ -156,15 +234,15 @@ def test_no_eye_region_is_a_normal_outcome(tiny_run, tmp_path):
         (prediction,) = classify(model, [image], [detection])
         assert prediction.values["result"] == "no eye region found"
         assert prediction.values["strabismus_probability"] is None
-        files = StrabismusTask(explain=True).report(prediction, tmp_path, "blank")
+        files = StrabismusTask().configured({"explain": True}).report(prediction, tmp_path, "blank")
         assert set(files) == {"annotated"}
 
 
 def test_low_detector_confidence_is_flagged():
-    found = _region_values((1.0, 2.0, 30.0, 9.0), 0.6)
+    found = region_values((1.0, 2.0, 30.0, 9.0), 0.6)
     assert found["eye_region_found"] and found["low_detector_confidence"]
-    assert not _region_values((1.0, 2.0, 30.0, 9.0), 0.95)["low_detector_confidence"]
-    assert not _region_values(None, 0.0)["eye_region_found"]
+    assert not region_values((1.0, 2.0, 30.0, 9.0), 0.95)["low_detector_confidence"]
+    assert not region_values(None, 0.0)["eye_region_found"]
 
 
 def test_explain_writes_a_gradcam_of_the_crop(tiny_run, tmp_path):
@@ -179,26 +257,50 @@ def test_explain_writes_a_gradcam_of_the_crop(tiny_run, tmp_path):
     assert imageio.read_image(tmp_path / files["gradcam"]).shape == prediction.arrays["crop"].shape
 
 
-def test_detector_is_found_by_card_then_beside_then_shipped(tmp_path, tiny_run):
+class _Loaded:
+    def __init__(self, weights, card):
+        self.weights, self.card, self.companions = weights, card, []
+
+
+def test_detector_is_the_one_the_card_names_by_hash_else_the_shipped(tmp_path, tiny_run):
     _, detector, _ = tiny_run
     task = StrabismusTask()
-
-    class Loaded:
-        def __init__(self, weights, card):
-            self.weights, self.card = weights, card
-
+    sha = weights.read_card(detector)["sha256"]
     classifier = tmp_path / "rfcnn-lite.safetensors"
-    assert task.detector_path(Loaded(classifier, {"detector": str(detector)})) == detector
-    beside = tmp_path / "eye-detector.safetensors"
+    named = {"detector": {"model": DETECTOR, "file": str(detector), "sha256": sha}}
+    path, expected, how = detector_choice(task, _Loaded(classifier, named))
+    assert path == detector and expected == sha and "card" in how
+    wrong = {"detector": {"model": DETECTOR, "file": str(detector), "sha256": "0" * 64}}
+    with pytest.raises(WeightsError, match="trained with detector sha256 000000000000"):
+        detector_choice(task, _Loaded(classifier, wrong))  # a mismatch is refused
+    with pytest.raises(WeightsError, match="unhashed link"):
+        detector_choice(task, _Loaded(classifier, {"detector": str(detector)}))
+    beside = tmp_path / "eye-detector.safetensors"  # never picked up silently
     beside.write_bytes(b"")
-    assert task.detector_path(Loaded(classifier, {})) == beside
-    beside.unlink()
     shipped = task.default_weights(DETECTOR)
     if shipped is None:
-        with pytest.raises(Exception, match="no eye-region detector"):
-            task.detector_path(Loaded(classifier, {}))
+        with pytest.raises(WeightsError, match="no eye-region detector"):
+            detector_choice(task, _Loaded(classifier, {}))
     else:
-        assert task.detector_path(Loaded(classifier, {})) == shipped
+        path, expected, how = detector_choice(task, _Loaded(classifier, {}))
+        assert path == shipped and expected is None and how.startswith("shipped")
+
+
+def test_prepare_loads_the_detector_as_a_companion(tmp_path, tiny_run):
+    _, detector, classifier = tiny_run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for suffix in (".safetensors", ".json"):
+        (copy / f"rfcnn-lite{suffix}").write_bytes(classifier.with_suffix(suffix).read_bytes())
+    link_detector(copy / "rfcnn-lite.safetensors", detector)  # relative path + sha256
+    model = models.load(get_registry(), "strabismus", "rfcnn-lite", copy / "rfcnn-lite.safetensors")
+    task = StrabismusTask()
+    task.prepare(model)
+    task.prepare(model)  # cached: loaded and listed once
+    (companion,) = model.companions
+    assert companion["sha256"] == weights.read_card(detector)["sha256"]
+    assert companion["role"] == "detector" and companion["model"] == DETECTOR
+    assert task.detector_for(model).sha256 == companion["sha256"]
 
 
 def test_prediction_without_a_box_draws_only_the_message():
@@ -207,3 +309,33 @@ def test_prediction_without_a_box_draws_only_the_message():
     image = np.zeros((20, 30, 3), np.uint8)
     values = {"result": "no eye region found", "box": None, "strabismus_probability": None}
     assert annotate(Prediction(values, {}, image)).shape == image.shape
+
+
+def test_bootstrap_figures_agree_with_the_core_metrics():
+    """The fast per-resample AP and AUC used for the intervals equal the core's values."""
+    from eyescan.api import metrics
+    from eyescan_strabismus.evaluation import auc, image_matches, pooled_ap
+
+    rng = np.random.default_rng(0)
+    label = "eye region"
+    preds = [
+        {
+            "boxes": rng.random((4, 4)) * 10 + [0, 0, 20, 20],
+            "labels": [label] * 4,
+            "scores": np.round(rng.random(4), 1),  # ties across images
+        }
+        for _ in range(60)
+    ]
+    truths = [
+        {"boxes": np.array([[0.0, 0.0, 25.0, 25.0]]), "labels": [label]}
+        if i % 5
+        else {"boxes": np.zeros((0, 4)), "labels": []}
+        for i in range(60)
+    ]
+    parts = [image_matches(p, t) for p, t in zip(preds, truths)]
+    for _ in range(3):
+        idx = rng.integers(0, 60, 60)
+        core = metrics.detection_ap([preds[i] for i in idx], [truths[i] for i in idx])
+        assert pooled_ap(parts, idx) == pytest.approx(core["per_class"][label]["ap"])
+    truth, prob = rng.random(80) > 0.5, np.round(rng.random(80), 2)
+    assert auc(truth, prob) == pytest.approx(metrics.auc_roc(truth, prob))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,16 @@ def test_shipped_weights_are_small_and_load_with_their_hash(name):
     assert loaded.weights == path and loaded.card["sha256"] == loaded.sha256
 
 
+def test_shipped_classifier_names_its_detector_by_hash():
+    card = json.loads((WEIGHTS / "rfcnn-lite.json").read_text())
+    detector = json.loads((WEIGHTS / "eye-detector.json").read_text())
+    assert card["detector"] == {
+        "model": "eye-detector",
+        "file": "eye-detector.safetensors",
+        "sha256": detector["sha256"],
+    }
+
+
 def test_predict_works_out_of_the_box(tmp_path):
     faces = [make_face(224, seed=90_000 + i, strabismus=bool(i % 2)) for i in range(4)]
     for i, face in enumerate(faces):
@@ -39,9 +50,15 @@ def test_predict_works_out_of_the_box(tmp_path):
         "--report", out_dir / "report.html",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "synthetic images only" in " ".join(result.stderr.split())  # the card says so
+    stderr = " ".join(result.stderr.split())
+    assert "synthetic images only" in stderr  # the card says so
+    assert "its detector model eye-detector" in stderr  # and of the companion detector
+    detector_sha = json.loads((WEIGHTS / "eye-detector.json").read_text())["sha256"]
     records = sorted(json_lines(result.stdout), key=lambda r: r["id"])
     for face, record in zip(faces, records):
+        (companion,) = record["companions"]
+        assert companion["sha256"] == detector_sha and companion["synthetic_only"]
+        assert record["synthetic_only"]
         out = record["outputs"]
         assert out["eye_region_found"], out
         assert metrics.box_iou(out["box"], face.box)[0, 0] >= 0.5

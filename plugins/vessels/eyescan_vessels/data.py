@@ -20,7 +20,7 @@ from eyescan.api import (
     find_reader,
     fundus,
     imageio,
-    read_split,
+    read_task_split,
 )
 
 #: DRIVE's folders and the split each holds.
@@ -80,15 +80,7 @@ def mask_threshold(reader: object) -> int | None:
 def read_data(registry, data: Path, split: str, options: dict) -> tuple[SplitData, int | None]:
     """``split`` of ``data`` by the core's rule (``--reader``, ``--columns``, ``--holdout``)
     and the mask threshold of the reader that read it."""
-    chosen = read_split(
-        registry,
-        "vessels",
-        data,
-        split,
-        options.get("reader"),
-        options.get("columns"),
-        options.get("holdout"),
-    )
+    chosen = read_task_split("vessels", data, options, split)
     _, reader = find_reader(registry, "vessels", data, chosen.reader)
     return chosen, mask_threshold(reader)
 

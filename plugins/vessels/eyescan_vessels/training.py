@@ -145,7 +145,6 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         Path(options["out"]),
         card,
         validate=validate if val_set else None,
-        on_event=options.get("on_event"),
-        resume=bool(options.get("resume")),
+        options=options,
     )
     return {**result.summary(), "data": chosen.info, "val_images": card["training"]["val_images"]}

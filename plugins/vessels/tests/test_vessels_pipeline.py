@@ -59,7 +59,7 @@ def test_drive_reader_marks_the_splits_of_a_drive_layout(tmp_path):
     assert samples[0].fov.name == "21_training_mask.gif"
     assert samples[2].fov.name == "01_test_mask.gif"
     test = read_split(get_registry(), "vessels", data, "test")
-    assert [s.id for s in test.samples] == ["01_test"] and test.reader == "drive"
+    assert [s.id for s in test.samples] == ["test/images/01_test"]  # the path: ids never collide and test.reader == "drive"
     assert test.info["rule"] == "the data set's own split" and test.info["count"] == 1
 
 
@@ -103,7 +103,7 @@ def test_manifest_reader_marks_splits(tmp_path):
     assert samples[1].fov is None  # FOV estimated later
     assert samples[1].image.exists()
     test = read_split(get_registry(), "vessels", tmp_path / "m.csv", "test", reader="manifest")
-    assert [s.id for s in test.samples] == ["01_test"]
+    assert [s.id for s in test.samples] == ["test/images/01_test"]  # the path: ids never collide
 
 
 def test_validation_split_by_ids_count_or_marks():
