@@ -59,7 +59,7 @@ def test_drive_reader_marks_the_splits_of_a_drive_layout(tmp_path):
     assert samples[0].fov.name == "21_training_mask.gif"
     assert samples[2].fov.name == "01_test_mask.gif"
     test = read_split(get_registry(), "vessels", data, "test")
-    assert [s.id for s in test.samples] == ["test/images/01_test"]  # the path: ids never collide and test.reader == "drive"
+    assert [s.id for s in test.samples] == ["01_test"] and test.reader == "drive"
     assert test.info["rule"] == "the data set's own split" and test.info["count"] == 1
 
 
@@ -301,8 +301,12 @@ def test_shipped_weights_reproduce_their_card_and_readme_row(model):
     for key in keys:
         assert summary[key] == pytest.approx(card["metrics"][key], abs=5e-5), key
     quoted = " | ".join(f"{card['metrics'][key]:.4f}" for key in keys)
-    rows = [line for line in README.read_text().splitlines() if line.startswith(f"| `{model}`")]
-    assert any(quoted in line for line in rows), f"README has no `{model}` row with {quoted}"
+    for readme in (README, README.parents[2] / "README.md"):
+        rows = [line for line in readme.read_text().splitlines() if line.startswith(f"| `{model}`")]
+        assert any(quoted in line for line in rows), f"{readme} has no `{model}` row with {quoted}"
+        keys_ci = [*keys, "auc_pr"]
+        intervals = " | ".join("{:.4f}–{:.4f}".format(*summary["ci95"][k]) for k in keys_ci)
+        assert any(intervals in line for line in rows), f"{readme}: `{model}` CIs {intervals}"
 
 
 def test_fov_is_estimated_without_mask():
