@@ -149,3 +149,34 @@ def test_detection_ap_matches_the_voc_devkit(seed):
         if any(cls in t["labels"] for t in truths):
             want = _devkit_ap(predictions, truths, cls)
             assert result["per_class"][cls]["ap"] == pytest.approx(want, abs=1e-9), cls
+
+
+def test_resampled_detection_ap_and_rank_auc_equal_the_full_computations():
+    """Per-image matches pooled over any resample give detection_ap's AP; rank AUC = sklearn's."""
+    rng = np.random.default_rng(0)
+    label = "eye region"
+    preds = [
+        {
+            "boxes": rng.random((4, 4)) * 10 + [0, 0, 20, 20],
+            "labels": [label] * 4,
+            "scores": np.round(rng.random(4), 1),  # ties across images
+        }
+        for _ in range(60)
+    ]
+    truths = [
+        {"boxes": np.array([[0.0, 0.0, 25.0, 25.0]]), "labels": [label]}
+        if i % 5
+        else {"boxes": np.zeros((0, 4)), "labels": []}
+        for i in range(60)
+    ]
+    parts = [metrics.match_detections(p, t) for p, t in zip(preds, truths)]
+    for _ in range(3):
+        idx = rng.integers(0, 60, 60)
+        core = metrics.detection_ap([preds[i] for i in idx], [truths[i] for i in idx])
+        pooled = metrics.pooled_detection([parts[i] for i in idx])
+        assert pooled["ap"][label] == pytest.approx(core["per_class"][label]["ap"])
+    truth, prob = rng.random(80) > 0.5, np.round(rng.random(80), 2)
+    assert metrics.rank_auc(truth, prob) == pytest.approx(metrics.auc_roc(truth, prob))
+    rates = metrics.binary_rates(truth, prob, 0.5)
+    full = metrics.binary_metrics(truth, prob, threshold=0.5)
+    assert all(rates[k] == pytest.approx(full[k]) for k in rates)

@@ -144,80 +144,6 @@ def resample_grade_metrics(
     return out
 
 
-# -- per-image detection statistics (bootstrap) -----------------------------
-
-
-def image_matches(
-    pred: dict[str, Any], truth: dict[str, Any], iou_threshold: float = IOU
-) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
-    """One image's detections matched to its truths, per class: (scores high to low,
-    true-positive flags, number of truths).
-
-    VOC matching is greedy by score within each image, so an image's flags do
-    not depend on the other images: resampled images reuse them, and pooled AP
-    of any resample is recomputed without matching again (:func:`pooled_detection`).
-    """
-    out = {}
-    t_labels = np.asarray(truth["labels"], dtype=object)
-    t_boxes = np.asarray(truth["boxes"], float).reshape(-1, 4)
-    p_labels = np.asarray(pred["labels"], dtype=object)
-    p_boxes = np.asarray(pred["boxes"], float).reshape(-1, 4)
-    p_scores = np.asarray(pred["scores"], float)
-    for name in {*map(str, t_labels), *map(str, p_labels)}:
-        own = t_boxes[t_labels == name] if len(t_labels) else t_boxes[:0]
-        mine = p_labels == name if len(p_labels) else np.zeros(0, bool)
-        scores, boxes = p_scores[mine], p_boxes[mine]
-        order = np.argsort(-scores, kind="stable")
-        scores, boxes = scores[order], boxes[order]
-        flags = np.zeros(len(scores))
-        if len(own) and len(scores):
-            ious = metrics.box_iou(boxes, own)
-            taken = np.zeros(len(own), bool)
-            for k in range(len(scores)):
-                row = np.where(taken, -1.0, ious[k])
-                j = int(np.argmax(row))
-                if row[j] >= iou_threshold:
-                    taken[j], flags[k] = True, 1.0
-        out[name] = (scores, flags, len(own))
-    return out
-
-
-def _voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
-    """All-point interpolated AP (as ``eyescan.api.metrics.detection_ap``)."""
-    r = np.concatenate([[0.0], recall, [1.0]])
-    p = np.concatenate([[0.0], precision, [0.0]])
-    p = np.maximum.accumulate(p[::-1])[::-1]
-    idx = np.flatnonzero(r[1:] != r[:-1])
-    return float(np.sum((r[idx + 1] - r[idx]) * p[idx + 1]))
-
-
-def pooled_detection(
-    matches: Sequence[dict[str, tuple[np.ndarray, np.ndarray, int]]], score_threshold: float
-) -> dict[str, float]:
-    """mAP@0.5 and pooled precision / recall at ``score_threshold`` of images'
-    :func:`image_matches` (images may repeat: a bootstrap resample)."""
-    aps, tp, found, n_truth = [], 0.0, 0, 0
-    for name in sorted({c for m in matches for c in m}):
-        parts = [m[name] for m in matches if name in m]
-        scores = np.concatenate([s for s, _, _ in parts])
-        flags = np.concatenate([f for _, f, _ in parts])
-        truths = sum(n for _, _, n in parts)
-        keep = scores >= score_threshold
-        tp += float(flags[keep].sum())
-        found += int(keep.sum())
-        n_truth += truths
-        if truths:
-            order = np.argsort(-scores, kind="stable")
-            ctp = np.cumsum(flags[order])
-            cfp = np.cumsum(1.0 - flags[order])
-            aps.append(_voc_ap(ctp / truths, ctp / np.maximum(ctp + cfp, 1e-12)))
-    return {
-        "map": float(np.mean(aps)) if aps else float("nan"),
-        "detection_precision": tp / found if found else float("nan"),
-        "detection_recall": tp / n_truth if n_truth else float("nan"),
-    }
-
-
 # -- evaluate ---------------------------------------------------------------
 
 
@@ -260,7 +186,8 @@ def _headline(
             out.update(_prefixed("combined_", m, GRADE_KEYS))
         chosen = [matches[i] for i in idx if matches[i] is not None]
         if chosen:
-            out.update(pooled_detection(chosen, threshold))
+            pooled = metrics.pooled_detection(chosen, threshold)
+            out.update({k: v for k, v in pooled.items() if k != "ap"})
         return out
 
     return compute
@@ -304,7 +231,7 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
             if detector is not None and getattr(sample, "boxes", None) is not None:
                 predictions.append(prediction.arrays["detections"])
                 truths.append(_truth_boxes(sample))
-                match = image_matches(predictions[-1], truths[-1])
+                match = metrics.match_detections(predictions[-1], truths[-1], IOU)
                 record["lesions_true"] = len(truths[-1]["labels"])
                 record["lesions_found"] = len(values["lesions"])
             matches.append(match)

@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from eyescan_drgrade.evaluation import (
-    detection_metrics,
-    grade_metrics,
-    image_matches,
-    pooled_detection,
-)
+from eyescan.api import metrics
+from eyescan_drgrade.evaluation import detection_metrics, grade_metrics
 
 
 def kappa_by_formula(truth, predicted, k=5):
@@ -119,12 +115,12 @@ def test_per_image_matches_give_the_pooled_metrics(seed):
     the bootstrap recomputes them on resampled images without matching again."""
     predictions, truths = _random_detections(seed)
     reference = detection_metrics(predictions, truths, 0.5)
-    matches = [image_matches(p, t) for p, t in zip(predictions, truths)]
-    pooled = pooled_detection(matches, 0.5)
+    matches = [metrics.match_detections(p, t) for p, t in zip(predictions, truths)]
+    pooled = metrics.pooled_detection(matches, 0.5)
     assert pooled["map"] == pytest.approx(reference["map"])
     assert pooled["detection_precision"] == pytest.approx(reference["precision"], nan_ok=True)
     assert pooled["detection_recall"] == pytest.approx(reference["recall"], nan_ok=True)
-    twice = pooled_detection(matches + matches, 0.5)  # a resample drawing every image twice
+    twice = metrics.pooled_detection(matches + matches, 0.5)  # a resample drawing every image twice
     doubled = detection_metrics(predictions * 2, truths * 2, 0.5)
     assert twice["map"] == pytest.approx(doubled["map"])
 

@@ -54,34 +54,10 @@ def binary_scores(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     return {k: m[k] for k in METRICS}
 
 
-def _auc(y: np.ndarray, prob: np.ndarray) -> float:
-    """AUC-ROC by ranks (Mann-Whitney, ties halved); NaN with one class."""
-    from scipy.stats import rankdata
-
-    pos = int(y.sum())
-    neg = len(y) - pos
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = rankdata(prob)
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
 def fast_scores(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     """:func:`binary_scores` from counts and ranks (fast enough for 1000 resamples)."""
-    y = np.asarray(y).astype(bool)
-    pred = np.asarray(prob) >= THRESHOLD
-    tp, fp = float(np.sum(pred & y)), float(np.sum(pred & ~y))
-    fn, tn = float(np.sum(~pred & y)), float(np.sum(~pred & ~y))
-    nan = float("nan")
-    with np.errstate(all="ignore"):
-        return {
-            "accuracy": (tp + tn) / len(y) if len(y) else nan,
-            "precision": tp / (tp + fp) if tp + fp else nan,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else nan,
-            "sensitivity": tp / (tp + fn) if tp + fn else nan,
-            "specificity": tn / (tn + fp) if tn + fp else nan,
-            "auc_roc": _auc(y.astype(int), np.asarray(prob)),
-        }
+    rates = metrics.binary_rates(np.asarray(y) == 1, prob, threshold=THRESHOLD)
+    return {k: rates[k] for k in METRICS}
 
 
 def headline(

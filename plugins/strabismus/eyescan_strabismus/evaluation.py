@@ -94,46 +94,6 @@ def detector_ap(detector: torch.nn.Module, items: list[LoadedEye]) -> dict[str, 
     return {"ap50": value, "detail": ap, "best": best, "truths": truths, "predictions": predictions}
 
 
-def image_matches(prediction: dict, truth: dict) -> tuple[np.ndarray, np.ndarray, int]:
-    """One image's detection scores, their true-positive flags at IoU ≥ 0.5 and its truths.
-
-    The greedy matching of :func:`eyescan.api.metrics.detection_ap` (best score
-    first, each truth matched once) depends only on the image's own boxes, so
-    AP over any resample of images pools these (:func:`pooled_ap`).
-    """
-    scores = np.asarray(prediction["scores"], dtype=np.float64)
-    boxes = np.asarray(prediction["boxes"], dtype=np.float64).reshape(-1, 4)
-    truths = np.asarray(truth["boxes"], dtype=np.float64).reshape(-1, 4)
-    order = np.argsort(-scores, kind="stable")
-    tp = np.zeros(len(scores))
-    matched = np.zeros(len(truths), dtype=bool)
-    for k in order:
-        if not len(truths):
-            break
-        ious = metrics.box_iou(boxes[k], truths)[0]
-        ious[matched] = -1
-        j = int(np.argmax(ious))
-        if ious[j] >= 0.5:
-            matched[j], tp[k] = True, 1.0
-    return scores[order], tp[order], len(truths)
-
-
-def pooled_ap(parts: list[tuple[np.ndarray, np.ndarray, int]], idx: np.ndarray) -> float:
-    """VOC all-point AP@0.5 of the images ``idx`` (repeats allowed) from :func:`image_matches`."""
-    chosen = [parts[i] for i in idx]
-    n_truth = sum(p[2] for p in chosen)
-    if not n_truth:
-        return float("nan")
-    scores = np.concatenate([p[0] for p in chosen])
-    tp = np.concatenate([p[1] for p in chosen])[np.argsort(-scores, kind="stable")]
-    ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
-    recall = np.concatenate([[0.0], ctp / n_truth, [1.0]])
-    precision = np.concatenate([[0.0], ctp / np.maximum(ctp + cfp, 1e-12), [0.0]])
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    step = np.flatnonzero(recall[1:] != recall[:-1])
-    return float(np.sum((recall[step + 1] - recall[step]) * precision[step + 1]))
-
-
 def evaluate_detector(model: Any, samples: list, base: dict[str, Any]) -> dict[str, Any]:
     """AP@0.5 and the best-box figures of the detector, with intervals over images."""
     items = [load_sample(s) for s in samples if getattr(s, "boxes", None) is not None]
@@ -159,12 +119,14 @@ def evaluate_detector(model: Any, samples: list, base: dict[str, Any]) -> dict[s
     with_eyes = np.array([r["truths"] > 0 for r in rows])
     found = np.array([r["found"] for r in rows])
     ious = np.array([r["iou"] for r in rows])
-    parts = [image_matches(p, t) for p, t in zip(result["predictions"], result["truths"])]
+    parts = [
+        metrics.match_detections(p, t) for p, t in zip(result["predictions"], result["truths"])
+    ]
 
     def figures(idx: np.ndarray) -> dict[str, float]:
         eyes = idx[with_eyes[idx]]
         return {
-            "ap50": pooled_ap(parts, idx),
+            "ap50": metrics.pooled_detection([parts[i] for i in idx])["map"],
             "best_box_found_iou50": (
                 float(np.mean(found[eyes] & (ious[eyes] >= 0.5))) if len(eyes) else float("nan")
             ),
@@ -177,7 +139,9 @@ def evaluate_detector(model: Any, samples: list, base: dict[str, Any]) -> dict[s
         "images": len(items),
         "images_with_eye_region": int(with_eyes.sum()),
         **figures(np.arange(len(items))),
-        "ap50": result["ap50"],  # the core's detection_ap (pooled_ap agrees; used for the CI)
+        "ap50": result[
+            "ap50"
+        ],  # the core's detection_ap (pooled_detection agrees; used for the CI)
         "false_regions_on_images_without_eyes": int((found & ~with_eyes).sum()),
         "precision_all_detections": detail.get("precision", float("nan")),
         "recall_all_detections": detail.get("recall", float("nan")),
@@ -250,24 +214,11 @@ def evaluate_classifier(
     return {"summary": summary, "images": rows, "scores": scores}
 
 
-def auc(truth: np.ndarray, prob: np.ndarray) -> float:
-    """AUC-ROC as the Mann-Whitney statistic (ties count one half): sklearn's value,
-    fast enough for a thousand bootstrap resamples."""
-    from scipy.stats import rankdata
-
-    n_pos = int(truth.sum())
-    n_neg = len(truth) - n_pos
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = rankdata(prob)
-    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def _classifier_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     """The headline classifier metrics of one resample (counts at the threshold, AUC)."""
-    rates = metrics.from_confusion(metrics.confusion(truth, prob >= THRESHOLD))
+    rates = metrics.binary_rates(truth, prob, THRESHOLD)
     out = {name: rates[name] for name in CLASSIFIER_METRICS if name != "auc"}
-    return {**out, "auc": auc(truth, prob)}
+    return {**out, "auc": rates["auc_roc"]}
 
 
 def _pipeline_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]:

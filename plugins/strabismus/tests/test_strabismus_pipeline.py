@@ -309,33 +309,3 @@ def test_prediction_without_a_box_draws_only_the_message():
     image = np.zeros((20, 30, 3), np.uint8)
     values = {"result": "no eye region found", "box": None, "strabismus_probability": None}
     assert annotate(Prediction(values, {}, image)).shape == image.shape
-
-
-def test_bootstrap_figures_agree_with_the_core_metrics():
-    """The fast per-resample AP and AUC used for the intervals equal the core's values."""
-    from eyescan.api import metrics
-    from eyescan_strabismus.evaluation import auc, image_matches, pooled_ap
-
-    rng = np.random.default_rng(0)
-    label = "eye region"
-    preds = [
-        {
-            "boxes": rng.random((4, 4)) * 10 + [0, 0, 20, 20],
-            "labels": [label] * 4,
-            "scores": np.round(rng.random(4), 1),  # ties across images
-        }
-        for _ in range(60)
-    ]
-    truths = [
-        {"boxes": np.array([[0.0, 0.0, 25.0, 25.0]]), "labels": [label]}
-        if i % 5
-        else {"boxes": np.zeros((0, 4)), "labels": []}
-        for i in range(60)
-    ]
-    parts = [image_matches(p, t) for p, t in zip(preds, truths)]
-    for _ in range(3):
-        idx = rng.integers(0, 60, 60)
-        core = metrics.detection_ap([preds[i] for i in idx], [truths[i] for i in idx])
-        assert pooled_ap(parts, idx) == pytest.approx(core["per_class"][label]["ap"])
-    truth, prob = rng.random(80) > 0.5, np.round(rng.random(80), 2)
-    assert auc(truth, prob) == pytest.approx(metrics.auc_roc(truth, prob))
