@@ -116,3 +116,19 @@ def test_read_split_never_scores_training_images(tmp_path):
                     data,
                 )
     assert checked >= 2  # at least the generic folder and CSV readers of some tasks
+
+
+class _TwoObservers:
+    description = "two observers"
+
+    def detect(self, path):
+        return True
+
+    def read(self, path, columns=None, annotator=None):
+        return [Sample("a", Path(f"/d/a_{annotator or 1}.png"), split="train")]
+
+
+def test_annotator_reaches_readers_that_take_it():
+    assert readers.read_samples(_TwoObservers(), Path("/d"), annotator=2)[0].image.name == "a_2.png"
+    with pytest.raises(DataError, match="one set of labels"):
+        readers.read_samples(_OldReader(True), Path("/d"), annotator=2)

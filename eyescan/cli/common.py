@@ -69,6 +69,15 @@ HoldoutSeedOpt = Annotated[
 ]
 
 
+AnnotatorOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Which observer's labels, for data sets with several (default: the first).",
+    ),
+]
+
+
 class Backend(str, Enum):
     torch = "torch"
     onnx = "onnx"
@@ -178,9 +187,12 @@ def read_config(config: Path | None) -> dict[str, Any]:
 
 
 def data_options(
-    columns: str | None, holdout: float | None, holdout_seed: int | None
+    columns: str | None,
+    holdout: float | None,
+    holdout_seed: int | None,
+    annotator: int | None = None,
 ) -> dict[str, Any]:
-    """``options["columns"]`` and ``options["holdout"]`` of train/evaluate from their flags.
+    """``options["columns"]``, ``["holdout"]`` and ``["annotator"]`` of train/evaluate.
 
     ``holdout``: None (neither flag: the core's default rule), False (``--holdout 0``)
     or a :class:`eyescan.data.splits.HoldOut`.
@@ -204,7 +216,7 @@ def data_options(
             default.fraction if holdout is None else holdout,
             default.seed if holdout_seed is None else holdout_seed,
         )
-    return {"columns": mapping, "holdout": rule}
+    return {"columns": mapping, "holdout": rule, "annotator": annotator}
 
 
 def companion_notes(provenance: dict[str, Any], seen: set[str] | None = None) -> None:

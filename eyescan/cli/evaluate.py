@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from eyescan.cli.common import (
+    AnnotatorOpt,
     ColumnsOpt,
     DebugOpt,
     HoldoutOpt,
@@ -60,6 +61,7 @@ def evaluate(
     columns: ColumnsOpt = None,
     holdout: HoldoutOpt = None,
     holdout_seed: HoldoutSeedOpt = None,
+    annotator: AnnotatorOpt = None,
     update_card: Annotated[
         bool,
         typer.Option(help="Record the metrics in the model card of --weights (needs --weights)."),
@@ -82,7 +84,7 @@ def evaluate(
         )
     if update_card and Path(weights).suffix != ".safetensors":
         raise error(f"--update-card: {weights} has no model card (only .safetensors weights do)")
-    picked = data_options(columns, holdout, holdout_seed)
+    picked = data_options(columns, holdout, holdout_seed, annotator)
     reg = registry()
     task_obj = reg.task(task)
     loaded = load(reg, task, model, weights)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from eyescan.cli.common import (
+    AnnotatorOpt,
     ColumnsOpt,
     DebugOpt,
     HoldoutOpt,
@@ -45,6 +46,7 @@ def train(
     columns: ColumnsOpt = None,
     holdout: HoldoutOpt = None,
     holdout_seed: HoldoutSeedOpt = None,
+    annotator: AnnotatorOpt = None,
     resume: Annotated[
         bool, typer.Option(help="Continue from the run folder's last checkpoint.")
     ] = False,
@@ -78,7 +80,7 @@ def train(
         raise error(f"--amp {amp!r}: choose bf16 or fp16")
     if resume and overwrite:
         raise error("--resume and --overwrite exclude each other")
-    picked = data_options(columns, holdout, holdout_seed)
+    picked = data_options(columns, holdout, holdout_seed, annotator)
     prepare_out(out_dir, resume, overwrite)  # before torchrun: one message, not one a process
     if nproc > 1:
         _run_under_torchrun(nproc)

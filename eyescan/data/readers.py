@@ -47,7 +47,9 @@ class Reader(Protocol):
     def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Sample]:
         """All samples, each with the ``split`` the data set gives it (or ``None``).
 
-        ``columns`` maps canonical column names to the user's (CSV readers).
+        ``columns`` maps canonical column names to the user's (CSV readers). A
+        reader of data with several observers' labels also takes
+        ``annotator: int | None`` (``--annotator``; ``None``: the first).
         """
 
 
@@ -167,7 +169,7 @@ class ManifestReader:
                     raise DataError(f"{where}: label {row['label']!r} is not an integer") from None
             samples.append(
                 Sample(
-                    Path(row["image"]).with_suffix("").as_posix(),
+                    _manifest_id(row["image"]),
                     image,
                     masks,
                     fov,
@@ -179,6 +181,13 @@ class ManifestReader:
         if not samples:
             raise DataError(f"{path}: no rows")
         return samples
+
+
+def _manifest_id(image: str) -> str:
+    """A manifest row's id: its relative image path without the suffix (the file name
+    alone for an absolute path, which would only tell where the data lies here)."""
+    path = Path(image)
+    return path.stem if path.is_absolute() else path.with_suffix("").as_posix()
 
 
 def find_reader(registry, task: str, path: Path, name: str | None = None) -> tuple[str, Reader]:
@@ -315,16 +324,27 @@ def read_box_csv(path: Path, columns: dict[str, str] | None = None) -> dict[str,
     return out
 
 
-def read_samples(reader: Reader, path: Path, columns: dict[str, str] | None = None) -> list[Sample]:
+def read_samples(
+    reader: Reader,
+    path: Path,
+    columns: dict[str, str] | None = None,
+    annotator: int | None = None,
+) -> list[Sample]:
     """All samples of ``path`` through ``reader`` (also readers of the older protocol).
 
-    A reader written for contract 1 has ``read(path, split)``; its ``train``
-    and ``test`` answers are marked with that split, and images it returns
-    for both (it had no split information) are marked with none.
+    ``annotator`` reaches readers whose ``read`` takes it; asking another
+    reader for an observer other than the first is an error. A reader written
+    for contract 1 has ``read(path, split)``; its ``train`` and ``test``
+    answers are marked with that split, and images it returns for both (it had
+    no split information) are marked with none.
     """
     import inspect
 
     params = list(inspect.signature(reader.read).parameters)
+    if "annotator" in params:
+        return list(reader.read(Path(path), columns=columns, annotator=annotator))
+    if annotator not in (None, 1):
+        raise DataError(f"{path}: this layout has one set of labels (no --annotator {annotator})")
     if "split" not in params:
         return list(reader.read(Path(path), columns=columns))
     by_split = {s: list(reader.read(Path(path), s)) for s in ("train", "test")}
@@ -361,6 +381,7 @@ def read_split(
     reader: str | None = None,
     columns: dict[str, str] | None = None,
     holdout=None,
+    annotator: int | None = None,
 ) -> SplitData:
     """Read ``data`` with the task's reader and keep ``split`` by the hold-out rule.
 
@@ -371,10 +392,11 @@ def read_split(
     from eyescan.data import splits
 
     name, found = find_reader(registry, task, data, reader)
-    samples = read_samples(found, data, columns)
+    samples = read_samples(found, data, columns, annotator)
     rule = splits.HoldOut() if holdout is None else (None if holdout is False else holdout)
     chosen, info = splits.select(samples, split, rule)
-    return SplitData(chosen, name, {"reader": name, **info}, found)
+    labels = {"annotator": annotator} if annotator else {}
+    return SplitData(chosen, name, {"reader": name, **labels, **info}, found)
 
 
 def read_task_split(
@@ -394,4 +416,5 @@ def read_task_split(
         options.get("reader"),
         options.get("columns"),
         options.get("holdout"),
+        options.get("annotator"),
     )
