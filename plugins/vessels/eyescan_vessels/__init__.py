@@ -67,7 +67,17 @@ def register_losses(register):
 
 @hookimpl
 def register_readers(register):
-    from eyescan_vessels.data import DriveReader, manifest_reader
+    from eyescan_vessels.data import (
+        ChaseReader,
+        DriveReader,
+        HrfReader,
+        StareReader,
+        manifest_reader,
+    )
 
+    # Each detects only its own layout; the first that detects a path reads it.
     register("vessels", "drive", DriveReader())
     register("vessels", "manifest", manifest_reader())
+    register("vessels", "chase", ChaseReader())
+    register("vessels", "stare", StareReader())
+    register("vessels", "hrf", HrfReader())

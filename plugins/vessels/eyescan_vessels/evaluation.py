@@ -9,7 +9,7 @@ import numpy as np
 
 from eyescan.api import DataError, bootstrap, get_registry, metrics
 from eyescan_vessels.data import load_sample, read_data
-from eyescan_vessels.inference import THRESHOLD, probability_map
+from eyescan_vessels.inference import THRESHOLD, model_scale, photo_probability
 
 #: The summary's headline metrics; each gets a 95 % bootstrap interval over images.
 HEADLINE = ("auc_roc", "auc_pr", "f1", "accuracy", "sensitivity", "specificity")
@@ -25,13 +25,19 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
 
     ``summary["ci95"]`` holds percentile-bootstrap intervals (images resampled)
     of the pooled metrics; ``summary["data_split"]`` says which images were scored.
+    A model whose card has a ``model_scale`` sees each photo resampled to that scale,
+    exactly as ``predict`` does (``scale.py``); metrics are at the photo's resolution.
     """
     split = options.get("split") or "test"
     chosen, threshold = read_data(get_registry(), data, split, options)
-    per_image, truths, scores, stats = [], [], [], []
+    per_image, truths, scores, stats, factors = [], [], [], [], []
+    target = model_scale(model)
     for sample in chosen.samples:
         loaded = load_sample(sample, threshold)
-        prob = probability_map(model.module, loaded.image)
+        prob, factor = photo_probability(
+            model.module, loaded.original, loaded.fov, target, loaded.image
+        )
+        factors.append(factor)
         if prob.shape != loaded.vessels.shape:
             raise DataError(f"{sample.image}: prediction size {prob.shape} != mask size")
         m = fov_metrics(prob, loaded.vessels, loaded.fov)
@@ -53,6 +59,12 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         **pooled,
         "data_split": chosen.info,
     }
+    if target is not None:  # how the photos were brought to the model's scale
+        summary["model_scale"] = {
+            "fov_diameter": target,
+            "factors": [min(factors), max(factors)],
+            "resampled_images": sum(f != 1.0 for f in factors),
+        }
     intervals = bootstrap.pixel_ci(stats)
     summary["ci95"] = {key: intervals.get(key) for key in HEADLINE}
     summary["ci_method"] = bootstrap.describe()

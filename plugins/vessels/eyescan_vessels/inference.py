@@ -1,7 +1,9 @@
 """One image through a vessel network: normalisation, probability map, decision threshold.
 
 Shared by prediction (``task.py``), training (validation) and evaluation, so
-that all three see the network the same way. Torch is imported on first use.
+that all three see the network the same way. :func:`photo_probability` runs a
+photograph at its model's scale (``scale.py``) and maps the result back to the
+photo's size. Torch is imported on first use.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from eyescan_vessels import scale
+from eyescan_vessels.data import enhance
 
 #: Vessel / background decision threshold on the probability (the seed's 0.5).
 THRESHOLD = 0.5
@@ -31,3 +36,43 @@ def probability_map(module: Any, image: np.ndarray) -> np.ndarray:
     stride = getattr(module, "stride", 16)
     logits = segmentation.predict_logits(module, x, stride, tile=TILE)
     return torch.sigmoid(logits)[0, 0].numpy().astype(np.float32)
+
+
+def model_scale(model: Any) -> float | None:
+    """The FOV diameter a loaded model works at (its card's ``model_scale``), or None."""
+    return scale.target_diameter(getattr(model, "card", None))
+
+
+def model_input(
+    original: np.ndarray,
+    fov: np.ndarray,
+    target: float | None,
+    enhanced: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """The network's input for a photo and the factor it was resampled by.
+
+    ``enhanced`` is the photo already enhanced at its own size (reused when no
+    resampling is needed). Factor 1.0: the photo as it is (no ``model_scale``,
+    or the photo already at scale).
+    """
+    value = scale.factor(fov, target)
+    if value == 1.0:
+        return (enhance(original) if enhanced is None else enhanced), 1.0
+    resized = scale.resize_image(original, scale.scaled_shape(original.shape, value))
+    return enhance(resized), value
+
+
+def photo_probability(
+    module: Any,
+    original: np.ndarray,
+    fov: np.ndarray,
+    target: float | None,
+    enhanced: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """Vessel probability at the photo's size, the network run at scale ``target``.
+
+    Returns the map and the factor applied (1.0: run as the photo is).
+    """
+    image, value = model_input(original, fov, target, enhanced)
+    prob = probability_map(module, image)
+    return scale.resize_probability(prob, original.shape[:2]), value

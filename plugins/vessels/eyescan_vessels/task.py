@@ -12,8 +12,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from eyescan.api import Prediction, PredictOption, Task, fundus, imageio, overlays
-from eyescan_vessels.data import enhance
-from eyescan_vessels.inference import THRESHOLD, TILE, normalise, probability_map
+from eyescan_vessels.inference import (
+    THRESHOLD,
+    TILE,
+    model_input,
+    model_scale,
+    normalise,
+    probability_map,
+)
+from eyescan_vessels.scale import resize_probability
 
 __all__ = ["VesselsTask", "THRESHOLD", "TILE", "normalise", "probability_map"]
 
@@ -30,14 +37,35 @@ class VesselsTask(Task):
         PredictOption("morphometry", "skeleton length, density and mean width of the vessels"),
     )
 
+    #: FOV diameter of the model of this run (set by :meth:`prepare`; see ``scale.py``).
+    target: float | None = None
+
+    def prepare(self, model: Any) -> None:
+        """Note the model's scale so that :meth:`preprocess` resamples at it."""
+        self.target = model_scale(model)
+
     def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
-        return {"image": enhance(image), "fov": fundus.fov_mask(image), "original": image}
+        """Enhanced network input (at the model's scale), estimated FOV, the photo."""
+        fov = fundus.fov_mask(image)
+        enhanced, factor = model_input(image, fov, self.target)
+        return {
+            "image": enhanced,
+            "fov": fov,
+            "original": image,
+            "target": self.target,
+            "factor": factor,
+        }
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
         results = []
+        target = model_scale(model)
         for item in batch:
-            prob = probability_map(model.module, item["image"])
-            fov = item["fov"]
+            fov, original = item["fov"], item["original"]
+            image, factor = item["image"], item.get("factor", 1.0)
+            if item.get("target") != target:  # preprocessed for another model's scale
+                reuse = image if factor == 1.0 else None
+                image, factor = model_input(original, fov, target, reuse)
+            prob = resize_probability(probability_map(model.module, image), fov.shape)
             vessels = (prob >= THRESHOLD) & fov
             fov_pixels = int(fov.sum())
             values = {
@@ -48,6 +76,9 @@ class VesselsTask(Task):
                 "width": int(prob.shape[1]),
                 "threshold": THRESHOLD,
             }
+            if target is not None:  # a model with a scale says how the photo was resampled
+                values["model_fov_diameter"] = target
+                values["scale_factor"] = round(factor, 4)
             arrays = {"probability": prob, "mask": vessels, "fov": fov}
             if self.options.get("morphometry", False):  # predict --morphometry
                 from eyescan_vessels.morphometry import measure

@@ -14,7 +14,9 @@ from eyescan_vessels.inference import THRESHOLD, normalise, probability_map
 
 #: The seed's recipe (BCE, SGD lr 0.001, batch 4, 40 epochs). Override with --config.
 #: ``val_ids`` (image ids) fixes the validation images; otherwise ``val_images`` of the
-#: training images are held out by ``api.splits.hold_out`` (seeded).
+#: training images are held out by ``api.splits.hold_out`` (seeded). The optional key
+#: ``fov_diameter`` (pixels; not a default, so older recipes hash as before) trains at
+#: that scale: every photo is resampled to it and the card gets ``model_scale`` (scale.py).
 DEFAULT_RECIPE: dict[str, Any] = {
     "epochs": 40,
     "batch_size": 4,
@@ -75,8 +77,9 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
 
     chosen, threshold = read_data(registry, data, "train", options)
     train_samples, val_samples = validation_split(chosen.samples, extra, config.seed)
-    train_set = [load_sample(s, threshold) for s in train_samples]
-    val_set = [load_sample(s, threshold) for s in val_samples]
+    diameter = extra.get("fov_diameter")  # None: every photo at its own size
+    train_set = [load_sample(s, threshold, diameter) for s in train_samples]
+    val_set = [load_sample(s, threshold, diameter) for s in val_samples]
     train_tensors = [_tensors(s) for s in train_set]
     patch, per_epoch = int(extra["patch_size"]), int(extra["patches_per_epoch"])
 
@@ -136,6 +139,8 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
             "command": options.get("command", ""),
         },
     }
+    if diameter:
+        card["model_scale"] = {"fov_diameter": float(diameter)}
     result = training.fit(
         module,
         train_batches,
