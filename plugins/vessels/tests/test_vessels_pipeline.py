@@ -74,9 +74,11 @@ def test_drive_reader_marks_the_splits_of_real_drive():
     registry = get_registry()
     chosen = {k: read_split(registry, "vessels", DRIVE, k).samples for k in ("train", "test")}
     assert not splits.overlap(chosen["train"], chosen["test"])
-    # the shipped recipes' validation images are DRIVE ids, the last three training images
-    for recipe in RECIPES.glob("*.json"):
-        assert json.loads(recipe.read_text())["val_ids"] == train[-3:]
+    # the DRIVE recipes' validation images are DRIVE ids, the last three training images
+    # (drive-chase-cpu.json takes its validation images from the manifest's "val" rows)
+    fixed = [json.loads(r.read_text()) for r in RECIPES.glob("*.json")]
+    fixed = [r for r in fixed if "val_ids" in r]
+    assert len(fixed) >= 2 and all(r["val_ids"] == train[-3:] for r in fixed)
 
 
 def test_drive_masks_read_as_before(tmp_path):
