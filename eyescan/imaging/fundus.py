@@ -4,29 +4,82 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Background red level below which the red channel alone separates the FOV (dark backgrounds).
+DARK_BACKGROUND = 40.0
+
 
 def fov_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """Estimate the field-of-view (the bright disc of the photograph) as a bool mask.
 
-    Thresholds the red channel (at 8 % of its 99th percentile unless given),
-    then cleans up with morphology: largest connected component, holes filled.
+    The background colour is read from the image corners. On a dark background
+    (red below :data:`DARK_BACKGROUND`, the usual case) the FOV is where the red
+    channel rises above the background's red; on a bright, grey or coloured
+    background it is where the colour differs from the background's (largest
+    channel difference). Corners that look like fundus (the photograph fills the
+    frame) mean no background: the red channel alone. The threshold on that
+    difference is 8 % of its 99th percentile, at least 8 and above the corners'
+    noise, unless given; then morphology cleans up: an opening, the largest
+    connected component, holes filled. A bright-background result smaller than
+    a tenth of the image means the corners were not background: the whole image.
     """
     from scipy import ndimage
 
-    red = np.asarray(image)[..., 0].astype(np.float32)
+    array = np.asarray(image)
+    rgb = (array[..., None] if array.ndim == 2 else array[..., :3]).astype(np.float32)
+    background, noise = _background(rgb)
+    bright = background is not None and background[0] >= DARK_BACKGROUND
+    if bright:
+        difference = np.abs(rgb - background).max(axis=-1)
+    else:
+        difference = rgb[..., 0] - (background[0] if background is not None else 0.0)
     if threshold is None:
-        threshold = max(8.0, 0.08 * float(np.percentile(red, 99)))
-    mask = red > threshold
-    radius = max(1, min(mask.shape) // 200)
-    mask = ndimage.binary_opening(mask, structure=np.ones((2 * radius + 1,) * 2, bool))
+        threshold = max(8.0, 0.08 * float(np.percentile(difference, 99)), noise + 8.0)
+    shape = difference.shape
+    mask = _open(difference > threshold, max(1, min(shape) // 200))
     labels, count = ndimage.label(mask)
     if count == 0:
-        return np.ones(mask.shape, dtype=bool)
+        return np.ones(shape, dtype=bool)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    mask = labels == int(np.argmax(sizes))
-    mask = ndimage.binary_fill_holes(mask)
+    mask = ndimage.binary_fill_holes(labels == int(np.argmax(sizes)))
+    if bright and mask.mean() < 0.1:
+        return np.ones(shape, dtype=bool)
     return mask.astype(bool)
+
+
+def _background(rgb: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """Background colour (median of the most typical corner) and its noise, from the corners.
+
+    ``(None, 0)`` when the corners look like fundus (reddish and not dark) or the
+    image is too small to have corners.
+    """
+    h, w = rgb.shape[:2]
+    side = max(2, min(h, w) // 16)
+    if min(h, w) < 4 * side:
+        return None, 0.0
+    patches = [
+        rgb[rows, cols].reshape(-1, rgb.shape[2])
+        for rows in (slice(0, side), slice(h - side, h))
+        for cols in (slice(0, side), slice(w - side, w))
+    ]
+    colours = np.stack([np.median(patch, axis=0) for patch in patches])
+    spread = np.abs(colours[:, None] - colours[None]).max(axis=-1).sum(axis=1)
+    best = int(np.argmin(spread))
+    colour = colours[best]
+    red, rest = float(colour[0]), float(colour[1:].max()) if colour.size > 1 else 0.0
+    if red >= DARK_BACKGROUND and colour.size > 1 and red >= 1.3 * rest:
+        return None, 0.0
+    noise = float(np.percentile(np.abs(patches[best] - colour).max(axis=-1), 99))
+    return np.broadcast_to(colour, (rgb.shape[2],)).copy(), noise
+
+
+def _open(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary opening with a ``(2r+1)`` square, done as separable row and column passes."""
+    from scipy import ndimage
+
+    row, col = np.ones((1, 2 * radius + 1), bool), np.ones((2 * radius + 1, 1), bool)
+    eroded = ndimage.binary_erosion(ndimage.binary_erosion(mask, row), col)
+    return ndimage.binary_dilation(ndimage.binary_dilation(eroded, row), col)
 
 
 def crop_box(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int]:
