@@ -71,6 +71,13 @@ def test_update_card_with_weights_writes_the_evaluation(shipped, invoke):
     assert evaluation["summary"]["mean_score"] == summary["mean_score"]
     assert evaluation["date"].endswith("Z")
     assert card["metrics"]["images"] == 3
+    assert card["evaluations"][f"{data.name}/test"]["mean_score"] == summary["mean_score"]
+    again = invoke(
+        "evaluate", "toy", data, "--weights", weights, "--update-card", "--split", "train"
+    )
+    assert again.exit_code == 0, again.output
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert set(card["evaluations"]) == {f"{data.name}/test", f"{data.name}/train"}
     assert weights.read_bytes() == before  # the weights file is not touched
     loaded = load(get_registry(), "toy", None, weights)  # hash still checks
     assert loaded.sha256 == card["sha256"] == weights_io.sha256_file(weights)

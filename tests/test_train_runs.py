@@ -134,8 +134,10 @@ def test_evaluate_passes_split_and_data_options(invoke, tmp_path, monkeypatch):
     weights = Path(json_lines(trained.stdout)[0]["weights"])
     monkeypatch.setattr(ToyTask, "evaluate", evaluate)
     args = ["evaluate", "toy", tmp_path, "--weights", weights]
-    result = invoke(*args, "--split", "val", "--columns", "label=y", "--holdout", "0.25")
+    result = invoke(
+        *args, "--split", "val", "--columns", "label=y", "--holdout", "0.25", "--annotator", "2"
+    )
     assert result.exit_code == 0, result.output
     assert seen == {"split": "val", "reader": None, "columns": {"label": "y"},
-                    "holdout": HoldOut(0.25, 0)}  # fmt: skip
+                    "holdout": HoldOut(0.25, 0), "annotator": 2}  # fmt: skip
     assert invoke(*args, "--split", "validation").exit_code == 2

@@ -160,7 +160,12 @@ def _update_card(weights: Path, summary: dict[str, Any], data: Path, split: str)
         "summary": summary,
     }
     scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-    update_card(weights, metrics=scalars, evaluation=evaluation)
+    from eyescan.models.weights import read_card
+
+    # one entry per data set and split, so a card can carry every set it was measured on
+    evaluations = dict(read_card(weights).get("evaluations") or {})
+    evaluations[f"{Path(data).name}/{split}"] = {**scalars, "ci95": summary.get("ci95")}
+    update_card(weights, metrics=scalars, evaluation=evaluation, evaluations=evaluations)
     err.print(f"updated the model card {card_path(weights)}", highlight=False, soft_wrap=True)
 
 

@@ -182,6 +182,11 @@ def row(name: str, data: Path, result: dict[str, Any]) -> dict[str, Any]:
         "specificity": summary["specificity"],
         "min_image_sensitivity": min(sensitivities.values()),
         "images_below_sensitivity_floor": low,
+        **{
+            f"image_{stat}_{key}": float(fn([image[key] for image in images]))
+            for key in ("auc_roc", "f1")
+            for stat, fn in (("mean", np.mean), ("min", np.min))
+        },
     }
 
 
@@ -209,15 +214,19 @@ def robustness_table(rows: list[dict[str, Any]]) -> list[str]:
 def cross_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| data set | split | images | AUC-ROC [95 % CI] | F1 [95 % CI] | sensitivity "
+        "| per-image AUC mean / min | per-image F1 mean / min "
         "| min per-image sensitivity | images with sensitivity < 0.5 | goal met |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         low = r["images_below_sensitivity_floor"]
         lines.append(
             f"| {r['variant']} | {r['split']} | {r['images']} "
             f"| {_ci(r['auc_roc'], r['auc_roc_ci95'])} | {_ci(r['f1'], r['f1_ci95'])} "
-            f"| {r['sensitivity']:.4f} | {r['min_image_sensitivity']:.4f} "
+            f"| {r['sensitivity']:.4f} "
+            f"| {r['image_mean_auc_roc']:.4f} / {r['image_min_auc_roc']:.4f} "
+            f"| {r['image_mean_f1']:.4f} / {r['image_min_f1']:.4f} "
+            f"| {r['min_image_sensitivity']:.4f} "
             f"| {len(low)}{' (' + ', '.join(low) + ')' if low else ''} "
             f"| {'yes' if r['goal_met'] else 'no'} |"
         )

@@ -311,6 +311,37 @@ def test_shipped_weights_reproduce_their_card_and_readme_row(model):
         assert any(intervals in line for line in rows), f"{readme}: `{model}` CIs {intervals}"
 
 
+CHASE = DRIVE.parent / "CHASE_DB1"
+
+
+def _measured_on(data_set: str) -> list[str]:
+    """Shipped models whose card records a test evaluation on ``data_set``."""
+    return sorted(
+        p.stem
+        for p in SHIPPED.glob("*.safetensors")
+        if f"{data_set}/test"
+        in json.loads(p.with_suffix(".json").read_text()).get("evaluations", {})
+    )
+
+
+@pytest.mark.skipif(not CHASE.exists(), reason="CHASE_DB1 not found at ../shared/data/CHASE_DB1")
+@pytest.mark.parametrize("model", _measured_on("CHASE_DB1"))
+def test_shipped_weights_reproduce_their_chase_card_and_readme_row(model):
+    """``evaluate`` on CHASE_DB1's 8 test images (FOV estimated) gives the card's numbers,
+    and the README's CHASE_DB1 table quotes them."""
+    card = json.loads((SHIPPED / f"{model}.json").read_text())["evaluations"]["CHASE_DB1/test"]
+    result = invoke_cli("evaluate", "vessels", CHASE, "--model", model, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json_lines(result.stdout)[-1]
+    assert summary["images"] == 8 and summary["data_split"]["ids"][0] == "Image_11L"
+    keys = ["auc_roc", "f1", "accuracy", "sensitivity", "specificity"]
+    for key in keys:
+        assert summary[key] == pytest.approx(card[key], abs=5e-5), key
+    quoted = " | ".join(f"{card[key]:.4f}" for key in keys)
+    rows = [line for line in README.read_text().splitlines() if line.startswith(f"| `{model}`")]
+    assert any(quoted in line for line in rows), f"README has no `{model}` CHASE row {quoted}"
+
+
 def test_fov_is_estimated_without_mask():
     from eyescan_vessels.task import VesselsTask
 

@@ -21,7 +21,7 @@ from eyescan_vessels.inference import THRESHOLD, photo_probability, probability_
 def shipped():
     from eyescan.api import models
 
-    return models.load(get_registry(), "vessels", "unet-isam")
+    return models.load(get_registry(), "vessels", "unet")  # DRIVE-only: its card has no scale
 
 
 def with_scale(loaded, diameter: float):

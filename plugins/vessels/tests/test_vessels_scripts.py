@@ -59,7 +59,7 @@ def test_ablation_script_trains_evaluates_benchmarks_and_resumes(tmp_path):
 def test_averaging_check_single_model_row_matches_evaluate(tmp_path):
     data = synthetic.write_drive_layout(tmp_path / "drive", n_train=1, n_test=2, size=64)
     result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "averaging_check.py"), str(data), "unet-isam", "sccunet"],
+        [sys.executable, str(SCRIPTS / "averaging_check.py"), str(data), "unet", "sccunet"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -68,9 +68,9 @@ def test_averaging_check_single_model_row_matches_evaluate(tmp_path):
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
     assert len(rows) == 6  # 3 combinations × with/without flip
     passes = {(name.strip(), tta.strip()): int(n) for name, tta, n, _, _ in rows}
-    assert passes["unet-isam + sccunet", "yes"] == 4
-    alone = next(r for r in rows if r[0].strip() == "unet-isam" and r[1].strip() == "no")
-    evaluated = invoke_cli("evaluate", "vessels", data, "--model", "unet-isam", "--json")
+    assert passes["unet + sccunet", "yes"] == 4
+    alone = next(r for r in rows if r[0].strip() == "unet" and r[1].strip() == "no")
+    evaluated = invoke_cli("evaluate", "vessels", data, "--model", "unet", "--json")
     summary = next(r for r in json_lines(evaluated.stdout) if r.get("kind") == "summary")
     assert float(alone[3]) == round(summary["auc_roc"], 4)
     assert float(alone[4]) == round(summary["f1"], 4)
