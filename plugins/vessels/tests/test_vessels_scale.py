@@ -125,7 +125,7 @@ def test_evaluate_resamples_like_predict_and_scores_at_photo_size(shipped, tmp_p
     assert first["auc_roc"] == pytest.approx(fov_metrics(prob, photo.vessels, photo.fov)["auc_roc"])
 
 
-def test_training_with_fov_diameter_resamples_samples_and_sets_the_card(tmp_path):
+def test_training_with_fov_diameter_resamples_samples_and_sets_the_card(tmp_path, tiny_recipe):
     data = synthetic.write_drive_layout(tmp_path / "drive", n_train=2, n_test=1, size=64)
     sample = read_split(get_registry(), "vessels", data, "train").samples[0]
     photo = load_sample(sample, 127)
@@ -135,17 +135,7 @@ def test_training_with_fov_diameter_resamples_samples_and_sets_the_card(tmp_path
     assert resized.image.shape[:2] == resized.vessels.shape == resized.fov.shape
     assert resized.image.shape[0] == pytest.approx(2 * photo.image.shape[0], abs=2)
     assert resized.vessels.mean() == pytest.approx(photo.vessels.mean(), rel=0.25)
-    recipe = {
-        "epochs": 1,
-        "batch_size": 2,
-        "optimizer": "adam",
-        "lr": 0.01,
-        "patch_size": 32,
-        "patches_per_epoch": 4,
-        "val_images": 1,
-        "model_options": {"width": 4, "depth": 2},
-        "fov_diameter": 2 * diameter,
-    }
+    recipe = {**tiny_recipe, "fov_diameter": 2 * diameter}
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     result = invoke_cli(
         "train", "vessels", data, "--config", tmp_path / "recipe.json",

@@ -14,23 +14,13 @@ from eyescan.testing import invoke_cli, json_lines
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "plugins" / "vessels" / "scripts"
-TINY_RECIPE = {
-    "epochs": 1,
-    "batch_size": 2,
-    "optimizer": "adam",
-    "lr": 0.01,
-    "patch_size": 32,
-    "patches_per_epoch": 4,
-    "val_images": 1,
-    "model_options": {"width": 4, "depth": 2},
-}
 NUMBER = r"\d+\.\d{4}"
 
 
-def test_ablation_script_trains_evaluates_benchmarks_and_resumes(tmp_path):
+def test_ablation_script_trains_evaluates_benchmarks_and_resumes(tmp_path, tiny_recipe):
     data = synthetic.write_drive_layout(tmp_path / "drive", n_train=3, n_test=1, size=64)
     recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps(TINY_RECIPE))
+    recipe.write_text(json.dumps(tiny_recipe))
     env = {
         **os.environ,
         "DATA": str(data),
