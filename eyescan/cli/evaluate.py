@@ -150,7 +150,7 @@ def _describe_split(info: Any) -> None:
 
 def _update_card(weights: Path, summary: dict[str, Any], data: Path, split: str) -> None:
     """Write the evaluation into the card of ``weights`` (the weights file is not touched)."""
-    from eyescan.models.weights import card_path, update_card
+    from eyescan.models.weights import card_path, read_card, update_card
 
     evaluation = {
         "data": str(data),
@@ -160,8 +160,6 @@ def _update_card(weights: Path, summary: dict[str, Any], data: Path, split: str)
         "summary": summary,
     }
     scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-    from eyescan.models.weights import read_card
-
     # one entry per data set and split, so a card can carry every set it was measured on
     evaluations = dict(read_card(weights).get("evaluations") or {})
     evaluations[f"{Path(data).name}/{split}"] = {**scalars, "ci95": summary.get("ci95")}
