@@ -4,8 +4,11 @@ A recipe's ``"augment"`` object sets its fields (:meth:`AugmentConfig.from_dict`
 refuses unknown keys). :func:`augment_patch` cuts and transforms an image and
 its masks together (segmentation); :func:`augment_image` transforms a whole
 image (classification). Geometric transforms (rotation, flips, transpose,
-affine, cropping) move the image and every mask together; photometric ones
-(brightness, contrast, saturation, Gaussian noise) touch the image only.
+affine, cropping, zoom) move the image and every mask together; photometric ones
+touch the image only, in a camera's order: optical blur and resolution loss
+(down- then up-sampling), brightness, contrast, saturation, gamma, sensor noise,
+JPEG compression. Every augmentation is off at 0 (or 1.0, or (1.0, 1.0)) and then
+draws no random number, so recipes written before it was added train as before.
 Works on torch tensors: image C×H×W float in [0, 1], masks K×H×W float (0/1).
 """
 
@@ -31,8 +34,13 @@ class AugmentConfig:
     saturation: float = 0.2
     noise_std: float = 0.02
     translate: float = 0.0  # affine shift, fraction of the side (augment_image)
-    scale: tuple[float, float] = (1.0, 1.0)  # affine zoom range (augment_image)
+    scale: tuple[float, float] = (1.0, 1.0)  # zoom range (affine in augment_image; patch)
     shear: float = 0.0  # affine shear, degrees (augment_image)
+    gamma: float = 0.0  # maximum |ln γ|: γ log-uniform in [e^-g, e^g]
+    blur: float = 0.0  # maximum Gaussian blur σ in pixels (σ uniform in [0, blur])
+    resample: tuple[float, float] = (1.0, 1.0)  # down-then-up sampling factor range
+    jpeg: float = 0.0  # probability of a JPEG round trip
+    jpeg_quality: tuple[int, int] = (30, 95)  # its quality range
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
@@ -45,8 +53,9 @@ class AugmentConfig:
                 f"recipe 'augment': unknown key(s) {', '.join(unknown)} "
                 f"(known: {', '.join(sorted(known))})"
             )
-        if "scale" in values:
-            values["scale"] = tuple(values["scale"])
+        for name in ("scale", "resample", "jpeg_quality"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
@@ -80,9 +89,14 @@ def augment_patch(
     """Cut a randomly rotated ``crop``² patch and apply the configured augmentations.
 
     A window large enough for any rotation is cut first, rotated, then the
-    centre ``crop``² is kept, so rotation costs little however large the image.
+    centre is kept, so rotation costs little however large the image. With a
+    ``scale`` range the window is ``crop / zoom`` wide and resized to ``crop``
+    (image bilinear with antialiasing, masks nearest, so they stay binary).
     """
-    big = crop if config.rotation == 0 else int(math.ceil(crop * math.sqrt(2))) + 2
+    window = crop
+    if config.scale != (1.0, 1.0):
+        window = max(4, round(crop / _uniform(generator, *config.scale)))
+    big = window if config.rotation == 0 else int(math.ceil(window * math.sqrt(2))) + 2
     h, w = image.shape[-2:]
     pad_h, pad_w = max(0, big - h), max(0, big - w)
     if pad_h or pad_w:
@@ -97,9 +111,12 @@ def augment_patch(
         angle = _uniform(generator, -config.rotation, config.rotation)
         img = TF.rotate(img, angle, interpolation=InterpolationMode.BILINEAR)
         msk = TF.rotate(msk, angle, interpolation=InterpolationMode.NEAREST)
-        off = (big - crop) // 2
-        img = img[:, off : off + crop, off : off + crop]
-        msk = msk[:, off : off + crop, off : off + crop]
+        off = (big - window) // 2
+        img = img[:, off : off + window, off : off + window]
+        msk = msk[:, off : off + window, off : off + window]
+    if window != crop:
+        img = TF.resize(img, [crop, crop], InterpolationMode.BILINEAR, antialias=True)
+        msk = TF.resize(msk, [crop, crop], InterpolationMode.NEAREST)
     flips = torch.rand(3, generator=generator)
     if config.hflip and flips[0] < 0.5:
         img, msk = img.flip(-1), msk.flip(-1)
@@ -114,7 +131,15 @@ def augment_patch(
 def photometric(
     image: torch.Tensor, config: AugmentConfig, generator: torch.Generator
 ) -> torch.Tensor:
-    """Brightness, contrast and saturation jitter and Gaussian noise on a [0, 1] image."""
+    """The configured blur, resampling, colour, gamma, noise and JPEG changes of a [0, 1] image."""
+    image = image.clamp(0.0, 1.0)
+    if config.blur:
+        sigma = _uniform(generator, 0.0, config.blur)
+        if sigma >= 0.3:  # below that a 3-tap kernel is the identity to 8 bits
+            size = 2 * math.ceil(3 * sigma) + 1
+            image = TF.gaussian_blur(image, [size, size], [sigma, sigma])
+    if config.resample != (1.0, 1.0):
+        image = _resample(image, _uniform(generator, *config.resample))
     if config.brightness:
         image = TF.adjust_brightness(
             image, _uniform(generator, 1 - config.brightness, 1 + config.brightness)
@@ -127,9 +152,33 @@ def photometric(
         image = TF.adjust_saturation(
             image, _uniform(generator, 1 - config.saturation, 1 + config.saturation)
         )
+    if config.gamma:
+        image = image.clamp(0.0, 1.0) ** math.exp(_uniform(generator, -config.gamma, config.gamma))
     if config.noise_std:
         image = image + config.noise_std * torch.randn(image.shape, generator=generator)
+    if config.jpeg and float(torch.rand((), generator=generator)) < config.jpeg:
+        low, high = config.jpeg_quality
+        quality = int(torch.randint(low, high + 1, (1,), generator=generator))
+        image = _jpeg_round_trip(image, quality)
     return image.clamp(0.0, 1.0)
+
+
+def _resample(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """Down-sample by ``factor`` (area-like, antialiased) and back: a lower-resolution camera."""
+    h, w = image.shape[-2:]
+    small = [max(1, round(h * factor)), max(1, round(w * factor))]
+    if small == [h, w]:
+        return image
+    image = TF.resize(image, small, InterpolationMode.BILINEAR, antialias=True)
+    return TF.resize(image, [h, w], InterpolationMode.BICUBIC, antialias=False)
+
+
+def _jpeg_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encode a [0, 1] image as JPEG at ``quality`` and decode it again."""
+    as_bytes = (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+    if as_bytes.shape[0] not in (1, 3):
+        return image
+    return TF.jpeg(as_bytes, quality).to(image.dtype) / 255.0
 
 
 def augment_image(

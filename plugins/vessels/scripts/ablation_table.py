@@ -2,13 +2,14 @@
 
     python plugins/vessels/scripts/ablation_table.py OUT [MODEL ...]
 
-For each model, reads ``OUT/MODEL/test.jsonl`` (``eyescan evaluate vessels
---json``) and ``OUT/MODEL/benchmark.json`` (``eyescan benchmark vessels
+For each model, reads ``OUT/MODEL/test-NAME.jsonl`` (``eyescan evaluate
+vessels --json`` on data set NAME; one column group per data set, in name
+order) and ``OUT/MODEL/benchmark.json`` (``eyescan benchmark vessels
 --json``), and counts the parameters and the forward GFLOPs at DRIVE size
 (584×565, padded to a multiple of the network stride as the task pads it;
-``api.cost.count_flops``: convolutions and matrix products, 2
-FLOPs per multiply-add, element-wise work not counted) on the registered
-model itself. Published reference rows follow the measured ones.
+``api.cost.count_flops``: convolutions and matrix products, 2 FLOPs per
+multiply-add, element-wise work not counted) on the registered model itself.
+Published reference rows follow the measured ones.
 """
 
 from __future__ import annotations
@@ -47,21 +48,28 @@ def num(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def row(out: Path, model: str) -> str:
+#: Columns of each data set's group: (header, summary key).
+COLUMNS = [
+    ("AUC-ROC", "auc_roc"),
+    ("F1", "f1"),
+    ("Acc", "accuracy"),
+    ("SE", "sensitivity"),
+    ("SP", "specificity"),
+]
+
+
+def data_sets(out: Path, model: str) -> list[str]:
+    """The data sets a model was scored on: NAME of each ``test-NAME.jsonl``, sorted."""
+    return sorted(p.stem.removeprefix("test-") for p in (out / model).glob("test-*.jsonl"))
+
+
+def row(out: Path, model: str, names: list[str]) -> str:
     parameters, gflops = size_and_flops(model)
-    test = summary(out / model / "test.jsonl")
     bench = json.loads((out / model / "benchmark.json").read_text().splitlines()[-1])
-    cells = [
-        f"`{model}`",
-        f"{parameters:,}",
-        f"{gflops:.2f}",
-        f"{bench['images_per_s']:.2f}",
-        num(test.get("auc_roc")),
-        num(test.get("f1")),
-        num(test.get("accuracy")),
-        num(test.get("sensitivity")),
-        num(test.get("specificity")),
-    ]
+    cells = [f"`{model}`", f"{parameters:,}", f"{gflops:.2f}", f"{bench['images_per_s']:.2f}"]
+    for name in names:
+        test = summary(out / model / f"test-{name}.jsonl")
+        cells += [num(test.get(key)) for _, key in COLUMNS]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -69,13 +77,17 @@ def main(argv: list[str]) -> None:
     if not argv:
         sys.exit(__doc__)
     out, models = Path(argv[0]), argv[1:] or LADDER
-    print(
-        "| model | params | GFLOPs (584×565) | CPU images/s | AUC-ROC | F1 | Acc | SE | SP |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-    )
+    names = data_sets(out, models[0])
+    if not names:
+        sys.exit(f"{out / models[0]}: no test-NAME.jsonl (run ablation.sh first)")
+    prefix = "" if len(names) == 1 else "{} "
+    headers = [prefix.format(name) + header for name in names for header, _ in COLUMNS]
+    header = ["model", "params", "GFLOPs (584×565)", "CPU images/s", *headers]
+    print("| " + " | ".join(header) + " |\n" + "| --- " * len(header) + "|")
     for model in models:
-        print(row(out, model))
-    print("\n".join(PUBLISHED))
+        print(row(out, model, names))
+    if len(names) == 1:  # the published rows are DRIVE's columns
+        print("\n".join(PUBLISHED))
 
 
 if __name__ == "__main__":
