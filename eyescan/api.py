@@ -15,6 +15,7 @@ import pluggy
 
 from eyescan import HOOK_CONTRACT_VERSION, __version__
 from eyescan.data import splits
+from eyescan.data.duplicates import DuplicateGroup, file_sha256, find_identical, resolve_duplicates
 from eyescan.data.readers import (
     BoxAnnotation,
     ClassFolderReader,
@@ -32,6 +33,7 @@ from eyescan.data.readers import (
     read_voc_xml,
     split_of,
 )
+from eyescan.data.yolo import find_yolo_names, read_yolo_boxes, read_yolo_names, yolo_annotation
 from eyescan.engine import recipes
 from eyescan.errors import DataError, EyescanError, ImageReadError, UnknownNameError, WeightsError
 from eyescan.evaluation import bootstrap, metrics
@@ -79,6 +81,14 @@ __all__ = [
     "ClassFolderReader",
     "BoxAnnotation",
     "read_voc_xml",
+    "read_yolo_boxes",
+    "read_yolo_names",
+    "find_yolo_names",
+    "yolo_annotation",
+    "DuplicateGroup",
+    "file_sha256",
+    "find_identical",
+    "resolve_duplicates",
     "read_box_csv",
     "read_csv_rows",
     "split_of",

@@ -82,3 +82,11 @@ def test_plots_for_a_classifier(evaluate, tmp_path):
     assert {"roc.png", "pr.png", "confusion.png", "calibration.png", "index.html"} <= names
     page = (tmp_path / "plots" / "index.html").read_text()
     assert "0.975" in page and "0.983" in page  # the interval beside the metric
+
+
+def test_data_notes_are_printed_as_warnings(capsys):
+    from eyescan.cli.evaluate import _describe_split
+
+    note = "byte-identical images test/b (b.jpg: grade 3) = train/a (a.jpg: grade 0) [x]"
+    _describe_split({**SPLIT, "notes": [note]})
+    assert f"warning: {note}" in " ".join(capsys.readouterr().err.split())

@@ -119,8 +119,8 @@ def _devkit_ap(predictions, truths, cls, iou_threshold=0.5):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_detection_ap_matches_the_voc_devkit(seed):
-    """Random scenes: truth boxes on a grid (never overlapping, where the devkit's and
-    eyescan's matching rules agree), detections jittered copies, duplicates and noise."""
+    """Random scenes: truth boxes on a grid, detections jittered copies, duplicates and
+    noise (clustered boxes: the next test)."""
     rng = np.random.default_rng(seed)
     classes = ["a", "b"]
     predictions, truths = [], []
@@ -149,6 +149,48 @@ def test_detection_ap_matches_the_voc_devkit(seed):
         if any(cls in t["labels"] for t in truths):
             want = _devkit_ap(predictions, truths, cls)
             assert result["per_class"][cls]["ap"] == pytest.approx(want, abs=1e-9), cls
+
+
+def test_a_second_detection_of_a_matched_box_is_a_miss_not_moved_to_its_neighbour():
+    """Clustered boxes (CODRAS bundles lesions): the devkit gives each detection the box it
+    overlaps most; when that one is taken it is a false positive, even if a neighbour
+    overlaps it by more than 0.5. Falling back to the neighbour would give AP 1.0."""
+    truths = [{"boxes": [[0, 0, 10, 10], [2, 0, 12, 10]], "labels": ["he", "he"]}]
+    # first detection: A exactly; second: A 0.905, B 0.739 -> A is taken -> a miss
+    preds = [{"boxes": [[0, 0, 10, 10], [0.5, 0, 10.5, 10]], "labels": ["he"] * 2,
+              "scores": [0.9, 0.8]}]  # fmt: skip
+    iou = metrics.box_iou(preds[0]["boxes"][1], truths[0]["boxes"])[0]
+    assert iou[0] > iou[1] > 0.5
+    scores, flags, n = metrics.match_detections(preds[0], truths[0])["he"]
+    assert flags.tolist() == [1.0, 0.0] and n == 2
+    result = metrics.detection_ap(preds, truths)["per_class"]["he"]
+    assert result["ap"] == pytest.approx(0.5) == _devkit_ap(preds, truths, "he")
+    assert (result["precision"], result["recall"]) == (0.5, 0.5)
+    assert metrics.pooled_detection([{"he": (scores, flags, n)}])["ap"]["he"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_detection_ap_matches_the_voc_devkit_on_clustered_boxes(seed):
+    """Overlapping truth boxes and detections between them: the devkit's rule exactly."""
+    rng = np.random.default_rng(100 + seed)
+    predictions, truths = [], []
+    for _ in range(5):
+        corners = rng.uniform(0, 30, (int(rng.integers(1, 7)), 2))  # a crowded 40-px patch
+        truths.append({"boxes": np.hstack([corners, corners + 10]).tolist(),
+                       "labels": ["a"] * len(corners)})  # fmt: skip
+        near = np.repeat(corners, rng.integers(0, 4, len(corners)), axis=0)  # 0-3 copies each
+        near = near + rng.uniform(-3, 3, near.shape)
+        between = (corners + corners[rng.permutation(len(corners))]) / 2  # between two boxes
+        found = np.vstack([near, between])
+        predictions.append({"boxes": np.hstack([found, found + 10]).tolist(),
+                            "labels": ["a"] * len(found),
+                            "scores": rng.random(len(found)).tolist()})  # fmt: skip
+    want = _devkit_ap(predictions, truths, "a")
+    assert metrics.detection_ap(predictions, truths)["per_class"]["a"]["ap"] == pytest.approx(
+        want, abs=1e-9
+    )
+    parts = [metrics.match_detections(p, t) for p, t in zip(predictions, truths)]
+    assert metrics.pooled_detection(parts)["ap"]["a"] == pytest.approx(want, abs=1e-9)
 
 
 def test_resampled_detection_ap_and_rank_auc_equal_the_full_computations():

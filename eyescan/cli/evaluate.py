@@ -32,6 +32,7 @@ from eyescan.cli.common import (
     err,
     error,
     handle_errors,
+    one_line,
     out,
     print_json,
     registry,
@@ -137,7 +138,7 @@ def metric_table(summary: dict[str, Any]) -> Table:
 
 
 def _describe_split(info: Any) -> None:
-    """One stderr line: which images were scored, and by which rule."""
+    """One stderr line: which images were scored, and by which rule (then the data's notes)."""
     if not isinstance(info, dict):
         return
     parts = [f"{info.get('split')} split: {info.get('count')} images"]
@@ -146,6 +147,8 @@ def _describe_split(info: Any) -> None:
     if info.get("ids_sha256"):
         parts.append(f"ids sha256 {str(info['ids_sha256'])[:12]}…")
     err.print("data: " + "; ".join(parts), highlight=False, soft_wrap=True)
+    for note in info.get("notes") or ():  # e.g. byte-identical images with different labels
+        err.print(f"[yellow]warning:[/] {one_line(note)}", highlight=False, soft_wrap=True)
 
 
 def _update_card(weights: Path, summary: dict[str, Any], data: Path, split: str) -> None:

@@ -34,6 +34,7 @@ class Sample:
     label: int | None = None
     split: str | None = None  # train | val | test as the data set says; None: not said
     patient: str | None = None  # who the image is of (patient or eye): groups splits
+    notes: list[str] = field(default_factory=list)  # data-quality remarks (read_split's info)
 
 
 class Reader(Protocol):
@@ -387,7 +388,8 @@ def read_split(
 
     ``holdout`` is a :class:`eyescan.data.splits.HoldOut` (default: 20 %, seed 0)
     or ``False`` for none (then ``test`` of unsplit data is refused).
-    ``info`` records the reader, the rule, the count and a hash of the ids.
+    ``info`` records the reader, the rule, the count and a hash of the ids, and
+    ``notes``: the samples' data-quality remarks (e.g. byte-identical copies), if any.
     """
     from eyescan.data import splits
 
@@ -396,6 +398,8 @@ def read_split(
     rule = splits.HoldOut() if holdout is None else (None if holdout is False else holdout)
     chosen, info = splits.select(samples, split, rule)
     labels = {"annotator": annotator} if annotator else {}
+    notes = sorted({n for s in samples for n in getattr(s, "notes", None) or ()})
+    info = {**info, "notes": notes} if notes else info
     return SplitData(chosen, name, {"reader": name, **labels, **info}, found)
 
 

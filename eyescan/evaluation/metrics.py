@@ -144,57 +144,26 @@ def box_iou(a: Any, b: Any) -> np.ndarray:
 def detection_ap(
     predictions: list[dict[str, Any]], truths: list[dict[str, Any]], iou_threshold: float = 0.5
 ) -> dict[str, Any]:
-    """Pascal-VOC-style average precision per class (all-point interpolation).
+    """Pascal-VOC average precision per class (all-point interpolation), as the devkit.
 
     ``predictions[i]``/``truths[i]`` describe image ``i``: ``{"boxes": N×4,
-    "labels": N, "scores": N}`` (no scores in truths). A prediction is a true
-    positive when it overlaps a not yet matched truth box of its class by at
-    least ``iou_threshold``, predictions taken in descending score order.
-    Returns ``{"map": mean AP, "per_class": {label: {"ap", "precision",
-    "recall", "truths", "detections"}}}``; precision/recall at all detections.
+    "labels": N, "scores": N}`` (no scores in truths). Matching is
+    :func:`match_detections` (the devkit's rule). Returns ``{"map": mean AP,
+    "per_class": {label: {"ap", "precision", "recall", "truths",
+    "detections"}}}``; precision/recall at all detections.
     """
-    classes = sorted(
-        {c for t in truths for c in t["labels"]} | {c for p in predictions for c in p["labels"]},
-        key=str,
-    )
+    matches = [match_detections(p, t, iou_threshold) for p, t in zip(predictions, truths)]
     per_class: dict[str, dict[str, float]] = {}
-    for cls in classes:
-        scored: list[tuple[float, int, np.ndarray]] = []
-        gt_boxes, matched = [], []
-        n_truth = 0
-        for i, (pred, truth) in enumerate(zip(predictions, truths)):
-            labels = np.asarray(truth["labels"], dtype=object)
-            boxes = np.asarray(truth["boxes"], dtype=np.float64).reshape(-1, 4)
-            own = boxes[labels == cls] if len(labels) else boxes[:0]
-            gt_boxes.append(own)
-            matched.append(np.zeros(len(own), dtype=bool))
-            n_truth += len(own)
-            plabels = np.asarray(pred["labels"], dtype=object)
-            pboxes = np.asarray(pred["boxes"], dtype=np.float64).reshape(-1, 4)
-            pscores = np.asarray(pred["scores"], dtype=np.float64)
-            for box, score in zip(pboxes[plabels == cls], pscores[plabels == cls]):
-                scored.append((float(score), i, box))
-        scored.sort(key=lambda s: -s[0])
-        tp = np.zeros(len(scored))
-        for k, (_, i, box) in enumerate(scored):
-            if len(gt_boxes[i]) == 0:
-                continue
-            ious = box_iou(box, gt_boxes[i])[0]
-            ious[matched[i]] = -1
-            j = int(np.argmax(ious))
-            if ious[j] >= iou_threshold:
-                matched[i][j] = True
-                tp[k] = 1
-        ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
+    for name in sorted({c for m in matches for c in m}):
+        _, ctp, cfp, n_truth = _ranked([m[name] for m in matches if name in m])
         recall = ctp / n_truth if n_truth else np.zeros_like(ctp)
         precision = ctp / np.maximum(ctp + cfp, 1e-12)
-        ap = _voc_ap(recall, precision) if n_truth else float("nan")
-        per_class[str(cls)] = {
-            "ap": ap,
-            "precision": float(precision[-1]) if len(scored) else float("nan"),
-            "recall": float(recall[-1]) if len(scored) else 0.0,
+        per_class[name] = {
+            "ap": _voc_ap(recall, precision) if n_truth else float("nan"),
+            "precision": float(precision[-1]) if len(ctp) else float("nan"),
+            "recall": float(recall[-1]) if len(ctp) else 0.0,
             "truths": n_truth,
-            "detections": len(scored),
+            "detections": len(ctp),
         }
     aps = [v["ap"] for v in per_class.values() if not np.isnan(v["ap"])]
     return {
@@ -212,11 +181,15 @@ Matches = tuple[np.ndarray, np.ndarray, int]
 def match_detections(
     prediction: dict[str, Any], truth: dict[str, Any], iou_threshold: float = 0.5
 ) -> dict[str, Matches]:
-    """One image's detections matched to its truths, per class, as :func:`detection_ap` does.
+    """One image's detections matched to its truths, per class, by the VOC devkit's rule.
 
-    VOC matching is greedy by score within each image, so an image's flags do
-    not depend on the other images: a bootstrap resample of images reuses them
-    and :func:`pooled_detection` recomputes AP without matching again. Without
+    Detections are taken by falling score; each goes to the truth box of its
+    class it overlaps most (over all of them, matched or not). It is a true
+    positive when that IoU is at least ``iou_threshold`` and the box is still
+    free; a second detection of a matched box is a false positive, never
+    moved to the next-best box (VOCevaldet.m). The flags of an image do not
+    depend on the other images, so a bootstrap resample reuses them and
+    :func:`pooled_detection` recomputes AP without matching again. Without
     ``labels`` every box is of one class ``""``.
     """
     out = {}
@@ -235,12 +208,21 @@ def match_detections(
             ious = box_iou(boxes, own)
             taken = np.zeros(len(own), bool)
             for k in range(len(scores)):
-                row = np.where(taken, -1.0, ious[k])
-                j = int(np.argmax(row))
-                if row[j] >= iou_threshold:
+                j = int(np.argmax(ious[k]))  # the best box, matched or not
+                if ious[k, j] >= iou_threshold and not taken[j]:
                     taken[j], flags[k] = True, 1.0
         out[name] = (scores, flags, len(own))
     return out
+
+
+def _ranked(parts: list[Matches]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Images' matches of one class pooled by falling score: scores, cumulative true
+    and false positives, and the number of truth boxes."""
+    scores = np.concatenate([s for s, _, _ in parts])
+    flags = np.concatenate([f for _, f, _ in parts])
+    order = np.argsort(-scores, kind="stable")
+    ctp = np.cumsum(flags[order])
+    return scores[order], ctp, np.cumsum(1.0 - flags[order]), sum(n for _, _, n in parts)
 
 
 def pooled_detection(
@@ -251,17 +233,12 @@ def pooled_detection(
     aps: dict[str, float] = {}
     tp, found, n_truth = 0.0, 0, 0
     for name in sorted({c for m in matches for c in m}):
-        parts = [m[name] for m in matches if name in m]
-        scores = np.concatenate([s for s, _, _ in parts])
-        flags = np.concatenate([f for _, f, _ in parts])
-        truths = sum(n for _, _, n in parts)
-        keep = scores >= (score_threshold if score_threshold is not None else -np.inf)
-        tp += float(flags[keep].sum())
-        found += int(keep.sum())
+        scores, ctp, cfp, truths = _ranked([m[name] for m in matches if name in m])
+        keep = int(np.sum(scores >= (score_threshold if score_threshold is not None else -np.inf)))
+        tp += float(ctp[keep - 1]) if keep else 0.0  # scores fall: the kept ones come first
+        found += keep
         n_truth += truths
         if truths:
-            order = np.argsort(-scores, kind="stable")
-            ctp, cfp = np.cumsum(flags[order]), np.cumsum(1.0 - flags[order])
             aps[name] = _voc_ap(ctp / truths, ctp / np.maximum(ctp + cfp, 1e-12))
     return {
         "map": float(np.mean(list(aps.values()))) if aps else float("nan"),

@@ -116,6 +116,26 @@ def read_image(path: str | Path) -> np.ndarray:
         ) from None
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image as :func:`read_image` returns it (EXIF-rotated),
+    from its header only (no pixels decoded)."""
+    from PIL import Image
+
+    path = Path(path)
+    _configure_pil()
+    _check_file(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            try:
+                orientation = image.getexif().get(0x0112, 1)
+            except Exception:  # broken EXIF: read_image ignores it too
+                orientation = 1
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read image header ({_first_line(exc)})") from None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def to_rgb_array(image, path: Path | str = "<image>") -> np.ndarray:
     """Convert a PIL image of any common mode to ``uint8`` RGB."""
     mode = image.mode

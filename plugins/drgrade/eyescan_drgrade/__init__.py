@@ -1,7 +1,8 @@
 """eyescan plugin: diabetic retinopathy grading and lesion detection (hook implementations only).
 
 Where things live: models in ``models.py``, losses in ``losses.py``, data
-readers and the square FOV view in ``data.py``, lesion classes and the
+readers and the square FOV view in ``data.py``, readers of published layouts
+(IDRiD part B, Kaggle APTOS/EyePACS) in ``datasets.py``, lesion classes and the
 lesion-based grade in ``lesions.py``, running the models on square views in
 ``inference.py``, the Task (prediction, outputs) in ``task.py``, training in
 ``training.py``, evaluation and its metrics in ``evaluation.py``, the
@@ -103,7 +104,10 @@ def register_readers(register):
         VocFolderReader,
         class_folder_reader,
     )
+    from eyescan_drgrade.datasets import IdridGradingReader, KaggleGradingReader
 
+    register("drgrade", "idrid", IdridGradingReader())
+    register("drgrade", "kaggle", KaggleGradingReader())
     register("drgrade", "voc", VocFolderReader())
     register("drgrade", "boxes", BoxTableReader())
     register("drgrade", "grades", GradeTableReader())

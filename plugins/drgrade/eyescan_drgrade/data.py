@@ -42,15 +42,22 @@ GRADE_COLUMNS = COLUMN_NAMES["label"]
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 IMAGE_FOLDERS = ("", "images", "JPEGImages", "train_images", "test_images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-#: Split cells as the readers accept them.
+
+
 @dataclass
 class DrSample(Sample):
-    """A sample with optional lesion boxes (original-image pixels)."""
+    """A sample with optional lesion boxes (original-image pixels) and DME risk.
+
+    ``boxes`` is ``None`` for an image without box annotation (an annotated image
+    without lesions has an empty :class:`BoxAnnotation`); ``dme`` is the risk of
+    diabetic macular edema 0-2 where the data set grades it (IDRiD).
+    """
 
     boxes: BoxAnnotation | None = None
+    dme: int | None = None
 
 
-def _header(path: Path) -> list[str]:
+def csv_header(path: Path) -> list[str]:
     """The CSV's column names ([] when it is not a readable table): for ``detect``."""
     try:
         rows = read_csv_rows(path)
@@ -95,7 +102,7 @@ def read_grades(path: Path, columns: dict[str, str] | None = None) -> list[DrSam
     """Grade table: one row per image (image id or file, grade 0-4, optional split and
     patient columns)."""
     path = Path(path)
-    mapping = column_mapping(_header(path), columns)
+    mapping = column_mapping(csv_header(path), columns)
     try:
         rows = read_csv_rows(path, ("image", "label"), mapping)
     except DataError as exc:
@@ -162,7 +169,7 @@ class GradeTableReader:
         path = Path(path)
         if path.suffix.lower() != ".csv" or not path.is_file():
             return False
-        header = _header(path)
+        header = csv_header(path)
         mapping = column_mapping(header, None)
         return (
             "image" in mapping
@@ -182,7 +189,7 @@ class BoxTableReader:
         return (
             path.suffix.lower() == ".csv"
             and path.is_file()
-            and set(BOX_COLUMNS) <= set(_header(path))
+            and set(BOX_COLUMNS) <= set(csv_header(path))
         )
 
     def read(self, path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
