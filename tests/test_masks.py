@@ -37,7 +37,32 @@ def _save(path, image):
     ],
 )
 def test_binary_forms(tmp_path, name, make):
-    assert np.array_equal(read_mask(_save(tmp_path / name, make())), TRUTH)
+    mask = read_mask(_save(tmp_path / name, make()))
+    assert np.array_equal(mask, TRUTH)
+    # canonical booleans: NumPy's view of a 1-bit image stores True as 255
+    assert set(np.unique(mask.view(np.uint8)).tolist()) <= {0, 1}
+
+
+def test_auc_of_masks_with_byte_255_booleans_counts_every_vessel_pixel():
+    """A 1-bit mask as NumPy sees it, pooled with a 0/1 one: sklearn's label encoder saw
+    three values and dropped the 255 pixels' class (pooled DRIVE + CHASE_DB1 AUC 0.95
+    instead of 0.978); every metric now reads truths as non-zero."""
+    from eyescan.evaluation import bootstrap, metrics
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(4000) < 0.2
+    score = np.clip(truth * 0.6 + rng.random(4000) * 0.5, 0, 1)
+    odd = truth.copy()
+    odd[2000:].view(np.uint8)[odd[2000:]] = 255  # the second "image" as a 1-bit PNG reads
+    assert int(odd.view(np.uint8).max()) == 255
+    expected = metrics.rank_auc(truth, score)
+    assert metrics.auc_roc(odd, score) == pytest.approx(expected)
+    assert metrics.binary_metrics(odd, score)["auc_roc"] == pytest.approx(expected)
+    assert metrics.binary_metrics(odd, score)["auc_pr"] == pytest.approx(
+        metrics.binary_metrics(truth, score)["auc_pr"]
+    )
+    stats = bootstrap.pooled_pixel_stats(score, odd, 0.5)
+    assert np.array_equal(stats, bootstrap.pooled_pixel_stats(score, truth, 0.5))
 
 
 def test_palette_index_not_colour(tmp_path):

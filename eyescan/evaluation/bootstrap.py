@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from eyescan.evaluation import metrics
+
 RESAMPLES = 1000
 LEVEL = 0.95
 #: Histogram bins of pixel scores for resampled pooled AUCs (point estimates stay exact):
@@ -108,7 +110,7 @@ def per_image_ci(
 def pooled_pixel_stats(prob: np.ndarray, truth: np.ndarray, threshold: float) -> np.ndarray:
     """One image's additive statistics: [TP, FP, FN, TN, pos-hist…, neg-hist…]."""
     prob = np.asarray(prob, dtype=np.float64).ravel()
-    truth = np.asarray(truth, dtype=bool).ravel()
+    truth = metrics.as_bool(truth).ravel()
     pred = prob >= threshold
     tp = float(np.sum(pred & truth))
     fp = float(np.sum(pred & ~truth))

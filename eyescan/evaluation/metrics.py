@@ -12,13 +12,26 @@ from typing import Any
 import numpy as np
 
 
+def as_bool(values: Any) -> np.ndarray:
+    """A canonical boolean array (every True stored as 1): non-zero is True.
+
+    NumPy's view of a Pillow 1-bit image is a bool array whose True bytes are
+    255; comparisons and label encoders (sklearn's ``roc_auc_score``) then treat
+    those pixels as a third value, so every metric's truth goes through here.
+    """
+    array = np.asarray(values)
+    if array.dtype == bool:
+        return array.view(np.uint8) != 0
+    return array.astype(bool)
+
+
 def _select(y_true: Any, y_score: Any, mask: Any | None) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true).astype(bool).ravel()
+    y_true = as_bool(y_true).ravel()
     y_score = np.asarray(y_score, dtype=np.float64).ravel()
     if y_true.shape != y_score.shape:
         raise ValueError(f"shape mismatch: truth {y_true.shape} vs prediction {y_score.shape}")
     if mask is not None:
-        keep = np.asarray(mask).astype(bool).ravel()
+        keep = as_bool(mask).ravel()
         y_true, y_score = y_true[keep], y_score[keep]
     return y_true, y_score
 
@@ -26,7 +39,7 @@ def _select(y_true: Any, y_score: Any, mask: Any | None) -> tuple[np.ndarray, np
 def confusion(y_true: Any, y_pred: Any, mask: Any | None = None) -> dict[str, int]:
     """Counts ``tp``, ``tn``, ``fp``, ``fn`` of binary truth vs binary prediction."""
     t, p = _select(y_true, y_pred, mask)
-    p = p.astype(bool)
+    p = as_bool(p)
     return {
         "tp": int(np.count_nonzero(t & p)),
         "tn": int(np.count_nonzero(~t & ~p)),
@@ -77,7 +90,7 @@ def rank_auc(y_true: Any, y_score: Any) -> float:
     without its overhead, for a thousand bootstrap resamples. NaN with one class."""
     from scipy.stats import rankdata
 
-    t = np.asarray(y_true).astype(bool).ravel()
+    t = as_bool(y_true).ravel()
     s = np.asarray(y_score, dtype=np.float64).ravel()
     n_pos = int(t.sum())
     n_neg = len(t) - n_pos
@@ -90,7 +103,7 @@ def rank_auc(y_true: Any, y_score: Any) -> float:
 def binary_rates(y_true: Any, y_score: Any, threshold: float = 0.5) -> dict[str, float]:
     """Accuracy, sensitivity, specificity, precision, F1, IoU at ``threshold`` and
     AUC-ROC by ranks: :func:`binary_metrics`' headline values, fast (bootstrap)."""
-    t = np.asarray(y_true).astype(bool).ravel()
+    t = as_bool(y_true).ravel()
     s = np.asarray(y_score, dtype=np.float64).ravel()
     return {**from_confusion(confusion(t, s >= threshold)), "auc_roc": rank_auc(t, s)}
 

@@ -171,8 +171,9 @@ def read_mask(path: str | Path, threshold: int | None = None) -> np.ndarray:
     path = Path(path)
     image = _open(path)
     mode = image.mode
-    if mode == "1":
-        return np.asarray(image, dtype=bool)
+    if mode == "1":  # NumPy's view of a 1-bit image stores True as byte 255, not 1: such
+        # non-canonical booleans break == and label encoders (sklearn's AUC on mixed masks)
+        return np.asarray(image.convert("L")) > 0
     if mode == "P":  # palette: the index is the class, the colours are only a picture
         return np.asarray(image) > 0
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
