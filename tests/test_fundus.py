@@ -144,3 +144,69 @@ def test_resize_and_clahe_ranges():
     enhanced = fundus.clahe(image)
     assert enhanced.dtype == np.float32 and 0 <= enhanced.min() and enhanced.max() <= 1
     assert enhanced.shape == image.shape
+
+
+def _disc(shape: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy + 0.5 - centre[0]) ** 2 + (xx + 0.5 - centre[1]) ** 2 <= radius**2
+
+
+@pytest.mark.parametrize("shape", [(200, 300), (300, 200), (240, 240)])
+def test_square_fov_keeps_a_rectangular_photographs_circle_round(shape):
+    sample = make_fundus(shape, seed=1)
+    square, frame = fundus.square_fov(sample.image, margin=0.05, size=96)
+    assert square.shape == (96, 96, 3) and not frame.whole_image
+    rows = np.flatnonzero(sample.fov.any(axis=1))
+    diameter = rows[-1] - rows[0] + 1
+    side = min(diameter * 1.1, max(shape))  # the FOV plus 5 % each side, within the image
+    assert frame.side == pytest.approx(side, abs=2)
+    seen = fundus.fov_mask(square)
+    height, width = np.ptp(np.flatnonzero(seen.any(axis=1))), np.ptp(np.flatnonzero(seen.any(0)))
+    assert abs(height - width) <= 2 and height == pytest.approx(96 * diameter / side, abs=3)
+
+
+def test_square_fov_of_a_circle_cut_at_top_and_bottom_is_not_stretched():
+    """The IDRiD shape: a 3:2 frame whose FOV circle is cut by the top and bottom edges."""
+    shape, radius = (120, 200), 70.0
+    disc = _disc(shape, (60, 100), radius)
+    image = np.where(disc[..., None], np.uint8(150), np.uint8(0)).repeat(3, axis=2)
+    square, frame = fundus.square_fov(image, margin=0.0, mask=disc, size=100)
+    assert (frame.top, frame.bottom, frame.right - frame.left) == (0, 120, 140)
+    scale = 100 / 140
+    expected = _disc((100, 100), (50, 50), radius * scale)
+    expected[: round(frame.pad_top * scale)] = expected[100 - round(frame.pad_top * scale) :] = 0
+    assert iou(square[..., 0] > 75, expected) > 0.97
+
+
+def test_square_fov_without_a_detectable_fov_pads_the_whole_image():
+    for image in (
+        np.zeros((30, 40, 3), np.uint8),  # black: nothing found
+        np.random.default_rng(0).integers(0, 256, (30, 40, 3)).astype(np.uint8),  # noise
+        make_fundus(128, seed=2).image[40:90, 30:100],  # inside the fundus: no background
+    ):
+        square, frame = fundus.square_fov(image, margin=0.1)
+        h, w = image.shape[:2]
+        assert frame.whole_image and (frame.top, frame.left, frame.bottom, frame.right) == (
+            0,
+            0,
+            h,
+            w,
+        )
+        assert square.shape == (max(h, w), max(h, w), 3)
+        assert (square[frame.pad_top : frame.pad_top + h, frame.pad_left : frame.pad_left + w]
+                == image).all()  # fmt: skip
+    speck = np.zeros((100, 100, 3), np.uint8)
+    speck[40:44, 40:44] = 255  # 0.16 % of the image: not a field of view
+    assert fundus.fov_box(speck) is None and fundus.square_fov(speck)[1].whole_image
+
+
+def test_square_frame_maps_boxes_and_heat_maps_back():
+    sample = make_fundus((128, 192), seed=5)
+    square, frame = fundus.square_fov(sample.image, margin=0.03)
+    boxes = np.array([[60.0, 20.0, 80.0, 35.0], [100.0, 90.0, 101.0, 91.0]])
+    there = frame.to_square(boxes, 256)
+    assert np.allclose(frame.to_original(there, 256), boxes)
+    x0, y0, x1, y1 = (frame.to_square(boxes[:1], frame.side)[0]).round().astype(int)
+    assert (square[y0:y1, x0:x1] == sample.image[20:35, 60:80]).all()
+    back = frame.heat_to_original(np.ones((64, 64), np.float32), sample.image.shape[:2])
+    assert back.shape == sample.fov.shape and back[sample.fov].min() > 0.99

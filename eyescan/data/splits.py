@@ -71,9 +71,10 @@ def hold_out(
 
     ``count`` holds out that many groups instead of a fraction. Groups (by
     ``group``; each sample alone where it returns ``None``) never straddle
-    the two sides; within each label (the group's most common one) the
-    groups are ranked by a seeded hash of their key, so the choice does not
-    depend on the samples' order. ``ids`` names the held-out samples
+    the two sides; within each label (the group's most common one, ties to
+    the first in sorted order) the groups are ranked by a seeded hash of
+    their key, so the choice does not depend on the samples' order (nor on
+    the process). ``ids`` names the held-out samples
     explicitly (recipes that fix their validation images). Both sides keep
     the input order.
     """
@@ -97,7 +98,9 @@ def hold_out(
     strata: dict[str, list[str]] = {}
     for key, members in groups.items():
         labels = [_key(label(items[i])) if label is not None else "" for i in members]
-        strata.setdefault(max(set(labels), key=labels.count), []).append(key)
+        # the most common label; a tie (copies labelled differently) goes to the first in
+        # sorted order: never to set order, which changes from one process to the next
+        strata.setdefault(max(sorted(set(labels)), key=labels.count), []).append(key)
     held_set: set[int] = set()
     total = len(groups)
     for name in sorted(strata):

@@ -1,11 +1,16 @@
-"""Fundus-photograph helpers: field of view, cropping, padding, resizing, CLAHE."""
+"""Fundus-photograph helpers: field of view, cropping, padding, resizing, CLAHE, and the
+square, undistorted FOV view (:func:`square_fov`) of a photograph of any aspect ratio."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 #: Background red level below which the red channel alone separates the FOV (dark backgrounds).
 DARK_BACKGROUND = 40.0
+#: An FOV estimate covering less of the image than this is not trusted (:func:`fov_box`).
+MIN_FOV_FRACTION = 0.05
 
 
 def fov_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
@@ -110,6 +115,103 @@ def pad_to_square(image: np.ndarray, value: int = 0) -> np.ndarray:
     top, left = (size - h) // 2, (size - w) // 2
     pad = [(top, size - h - top), (left, size - w - left)] + [(0, 0)] * (image.ndim - 2)
     return np.pad(image, pad, mode="constant", constant_values=value)
+
+
+def fov_box(
+    image: np.ndarray, mask: np.ndarray | None = None, min_fraction: float = MIN_FOV_FRACTION
+) -> tuple[int, int, int, int] | None:
+    """Bounding box ``(top, left, bottom, right)`` of the field of view, or None.
+
+    ``mask`` is the FOV (estimated by :func:`fov_mask` when None). None means no
+    FOV to crop to: the mask is the whole frame (no background was found, or the
+    photograph fills it) or covers less than ``min_fraction`` of the image (a
+    speck in a dark picture, not a fundus).
+    """
+    mask = fov_mask(image) if mask is None else np.asarray(mask, bool)
+    if mask.all() or mask.mean() < min_fraction:
+        return None
+    return crop_box(mask)
+
+
+@dataclass(frozen=True)
+class SquareFrame:
+    """Where the square FOV view of :func:`square_fov` sits in the original photograph.
+
+    The original was cropped to ``top:bottom, left:right`` and the crop placed at
+    ``(pad_top, pad_left)`` of a black ``side`` × ``side`` square; nothing was
+    stretched. ``whole_image`` is True when no FOV was found and the whole image
+    was padded instead.
+    """
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    pad_top: int
+    pad_left: int
+    side: int
+    whole_image: bool = False
+
+    def _shift(self) -> np.ndarray:
+        return np.array([self.pad_left - self.left, self.pad_top - self.top] * 2, float)
+
+    def to_square(self, boxes: np.ndarray, size: int) -> np.ndarray:
+        """Boxes (N×4 ``x0, y0, x1, y1``, original pixels) in a ``size``² resize of the square."""
+        return (np.asarray(boxes, float).reshape(-1, 4) + self._shift()) * (size / self.side)
+
+    def to_original(self, boxes: np.ndarray, size: int) -> np.ndarray:
+        """Boxes (N×4) of a ``size`` × ``size`` square back in original pixels."""
+        return np.asarray(boxes, float).reshape(-1, 4) * (self.side / size) - self._shift()
+
+    def heat_to_original(self, heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """A square map (any size) placed back into an image of ``shape`` (zeros outside)."""
+        full = resize(np.asarray(heat, np.float32), self.side)
+        out = np.zeros(shape, np.float32)
+        h, w = self.bottom - self.top, self.right - self.left
+        out[self.top : self.bottom, self.left : self.right] = full[
+            self.pad_top : self.pad_top + h, self.pad_left : self.pad_left + w
+        ]
+        return out
+
+
+def square_fov(
+    image: np.ndarray,
+    margin: float = 0.0,
+    mask: np.ndarray | None = None,
+    size: int | None = None,
+) -> tuple[np.ndarray, SquareFrame]:
+    """The photograph cropped to its field of view, padded to a square, without distortion.
+
+    The crop is the FOV's bounding box (:func:`fov_box`; ``mask`` estimated when
+    None) grown by ``margin`` × its longer side on every side (clipped to the
+    image); the short side is padded with black, centred. Without an FOV
+    (:func:`fov_box` None) the whole image is padded and ``frame.whole_image``
+    says so. ``size`` resizes the square to ``size``² (the frame stays that of
+    the unresized square: pass ``size`` to its methods). A circle stays a circle.
+    """
+    array = np.asarray(image)
+    h, w = array.shape[:2]
+    box = fov_box(array, mask)
+    if box is None:
+        top, left, bottom, right = 0, 0, h, w
+    else:
+        top, left, bottom, right = box
+        grow = int(round(margin * max(bottom - top, right - left)))
+        top, left = max(0, top - grow), max(0, left - grow)
+        bottom, right = min(h, bottom + grow), min(w, right + grow)
+    square = pad_to_square(array[top:bottom, left:right])
+    side = square.shape[0]
+    frame = SquareFrame(
+        top,
+        left,
+        bottom,
+        right,
+        (side - (bottom - top)) // 2,
+        (side - (right - left)) // 2,
+        side,
+        box is None,
+    )
+    return (resize(square, size) if size and size != side else square), frame
 
 
 def pad_to_multiple(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:

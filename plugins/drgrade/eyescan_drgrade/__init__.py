@@ -2,7 +2,8 @@
 
 Where things live: models in ``models.py``, losses in ``losses.py``, data
 readers and the square FOV view in ``data.py``, readers of published layouts
-(IDRiD part B, Kaggle APTOS/EyePACS) in ``datasets.py``, lesion classes and the
+(IDRiD part B, Kaggle APTOS/EyePACS) in ``datasets.py``, the table combining them
+in ``manifest.py``, lesion classes and the
 lesion-based grade in ``lesions.py``, running the models on square views in
 ``inference.py``, the Task (prediction, outputs) in ``task.py``, training in
 ``training.py``, evaluation and its metrics in ``evaluation.py``, the
@@ -86,6 +87,11 @@ def register_losses(register):
 
         return make_ordinal(**options)
 
+    def dme(**options):
+        from eyescan_drgrade.losses import make_dme
+
+        return make_dme(**options)
+
     def detector(**options):
         from eyescan_drgrade.losses import make_detector
 
@@ -93,6 +99,7 @@ def register_losses(register):
 
     register("drgrade-ce", ce, description="5-class cross-entropy on the DR grade")
     register("drgrade-ordinal", ordinal, description="BCE of the 4 'grade > k' logits")
+    register("drgrade-dme", dme, description="3-class DME-risk cross-entropy, known labels only")
     register("drgrade-detector", detector, description="Faster R-CNN RPN + box losses, summed")
 
 
@@ -105,9 +112,11 @@ def register_readers(register):
         class_folder_reader,
     )
     from eyescan_drgrade.datasets import IdridGradingReader, KaggleGradingReader
+    from eyescan_drgrade.manifest import GradingManifestReader
 
     register("drgrade", "idrid", IdridGradingReader())
     register("drgrade", "kaggle", KaggleGradingReader())
+    register("drgrade", "manifest", GradingManifestReader())
     register("drgrade", "voc", VocFolderReader())
     register("drgrade", "boxes", BoxTableReader())
     register("drgrade", "grades", GradeTableReader())

@@ -2,17 +2,19 @@
 distortion-free square view of a fundus photograph.
 
 Readers return ALL samples of a data set as :class:`DrSample` items: an image
-with its grade (``label``) and/or its lesion boxes (``boxes``, in the original
-image's pixels), its ``split`` (``train``/``val``/``test`` where the data set
-says, else None: the core's hold-out rule divides those) and its ``patient``.
-CSV columns are found by their usual names (eyescan, APTOS, EyePACS, IDRiD,
-Messidor spellings) or mapped with ``--columns image=…,label=…,patient=…``.
+with its grade (``label``), DME risk (``dme``) and/or its lesion boxes
+(``boxes``, in the original image's pixels), its ``split``
+(``train``/``val``/``test`` where the data set says, else None: the core's
+hold-out rule divides those) and its ``patient``. CSV columns are found by
+their usual names (eyescan, APTOS, EyePACS, IDRiD, Messidor spellings) or
+mapped with ``--columns image=…,label=…,patient=…``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from eyescan.api import (
     split_of,
     splits,
 )
-from eyescan_drgrade.lesions import N_GRADES
+from eyescan_drgrade.lesions import DME_LEVELS, N_GRADES
 
 #: Column names recognised (case-insensitive) for each canonical column of a grade table.
 COLUMN_NAMES: dict[str, tuple[str, ...]] = {
@@ -36,25 +38,57 @@ COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "label": ("grade", "label", "diagnosis", "level", "retinopathy grade", "dr_grade"),
     "split": ("split",),
     "patient": ("patient", "patient_id", "patientid", "subject"),
+    "dme": ("dme", "dme_risk", "risk of macular edema", "risk of macular oedema"),
+    "id": ("id",),
+    "source": ("source",),
 }
 IMAGE_COLUMNS = COLUMN_NAMES["image"]
 GRADE_COLUMNS = COLUMN_NAMES["label"]
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 IMAGE_FOLDERS = ("", "images", "JPEGImages", "train_images", "test_images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: Training's FOV margin (fraction of the FOV's longer side): :func:`square_fundus`.
+FOV_MARGIN = 0.02
+#: The square view's frame (``eyescan.api.fundus.SquareFrame``): where it sits in the photo.
+Frame = fundus.SquareFrame
 
 
 @dataclass
 class DrSample(Sample):
-    """A sample with optional lesion boxes (original-image pixels) and DME risk.
+    """A sample with optional lesion boxes (original-image pixels), DME risk and source.
 
     ``boxes`` is ``None`` for an image without box annotation (an annotated image
     without lesions has an empty :class:`BoxAnnotation`); ``dme`` is the risk of
-    diabetic macular edema 0-2 where the data set grades it (IDRiD).
+    diabetic macular edema 0-2 where the data set grades it (IDRiD), else None;
+    ``source`` names the data set a row of a combined table came from.
     """
 
     boxes: BoxAnnotation | None = None
     dme: int | None = None
+    source: str | None = None
+
+
+def level(value: str, where: str, what: str, levels: int) -> int:
+    """A label cell as an integer 0..levels-1; a one-line error naming the line."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise DataError(f"{where}: {what} {value!r} is not a number") from None
+    if not number.is_integer() or not 0 <= number < levels:
+        raise DataError(f"{where}: {what} {value} is outside 0-{levels - 1}")
+    return int(number)
+
+
+def unique_ids(samples: list[DrSample], table: Path, hint: str = "") -> list[DrSample]:
+    """``samples``, refused when empty or when an image id is listed twice."""
+    if not samples:
+        raise DataError(f"{table}: no rows")
+    seen: set[str] = set()
+    for sample in samples:
+        if sample.id in seen:
+            raise DataError(f"{table}: image {sample.id.split('/')[-1]!r} is listed twice{hint}")
+        seen.add(sample.id)
+    return samples
 
 
 def csv_header(path: Path) -> list[str]:
@@ -99,8 +133,9 @@ def find_image(base: Path, name: str) -> Path:
 
 
 def read_grades(path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
-    """Grade table: one row per image (image id or file, grade 0-4, optional split and
-    patient columns)."""
+    """Grade table: one row per image (image id or file, grade 0-4; optional split,
+    patient, DME risk 0-2 (empty: unknown), source and ``id`` columns). Ids are the
+    ``id`` column where there is one, else the image's name without extension."""
     path = Path(path)
     mapping = column_mapping(csv_header(path), columns)
     try:
@@ -110,28 +145,23 @@ def read_grades(path: Path, columns: dict[str, str] | None = None) -> list[DrSam
             f"{exc} (a grade table needs an image column: {', '.join(IMAGE_COLUMNS)}; "
             f"and a grade column: {', '.join(GRADE_COLUMNS)})"
         ) from None
+    own_id = mapping.get("id") not in (None, mapping["image"])
     samples = []
     for number, row in enumerate(rows, start=2):
         where = f"{path}:{number}"
-        try:
-            grade = int(float(row["label"]))
-        except ValueError:
-            raise DataError(f"{where}: grade {row['label']!r} is not a number") from None
-        if not 0 <= grade < N_GRADES:
-            raise DataError(f"{where}: grade {grade} is outside 0-{N_GRADES - 1}")
-        image = find_image(path.parent, row["image"])
+        dme = row.get("dme", "")
         samples.append(
             DrSample(
-                Path(row["image"]).stem,
-                image,
-                label=grade,
+                row["id"] if own_id and row["id"] else Path(row["image"]).stem,
+                find_image(path.parent, row["image"]),
+                label=level(row["label"], where, "grade", N_GRADES),
                 split=split_of(row.get("split"), where),
                 patient=row.get("patient") or None,
+                dme=level(dme, where, "DME risk", DME_LEVELS) if dme else None,
+                source=row.get("source") or None,
             )
         )
-    if not samples:
-        raise DataError(f"{path}: no rows")
-    return samples
+    return unique_ids(samples, path, " (one name in several folders: give an 'id' column)")
 
 
 def read_boxes(path: Path, columns: dict[str, str] | None = None) -> list[DrSample]:
@@ -260,51 +290,19 @@ def class_folder_reader() -> ClassFolderReader:
     return ClassFolderReader([str(g) for g in range(N_GRADES)])
 
 
-@dataclass
-class Frame:
-    """Where the square, FOV-centred view sits in the original photograph.
-
-    The original is cropped to the FOV's bounding box (``top``, ``left``, size
-    ``height`` × ``width``) and padded to a ``side`` × ``side`` square with the
-    crop at ``(pad_top, pad_left)``; nothing is stretched.
-    """
-
-    top: int
-    left: int
-    pad_top: int
-    pad_left: int
-    side: int
-
-    def to_square(self, boxes: np.ndarray, size: int) -> np.ndarray:
-        """Boxes (N×4, original pixels) in a ``size`` × ``size`` resize of the square."""
-        shift = np.array([self.pad_left - self.left, self.pad_top - self.top] * 2, float)
-        return (np.asarray(boxes, float).reshape(-1, 4) + shift) * (size / self.side)
-
-    def to_original(self, boxes: np.ndarray, size: int) -> np.ndarray:
-        """Boxes (N×4) of a ``size`` × ``size`` square back in original pixels."""
-        shift = np.array([self.pad_left - self.left, self.pad_top - self.top] * 2, float)
-        return np.asarray(boxes, float).reshape(-1, 4) * (self.side / size) - shift
-
-    def heat_to_original(self, heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """A square map (any size) placed back into an image of ``shape`` (zeros outside)."""
-        full = fundus.resize(heat.astype(np.float32), self.side)
-        out = np.zeros(shape, np.float32)
-        h = min(shape[0] - self.top, self.side - self.pad_top)
-        w = min(shape[1] - self.left, self.side - self.pad_left)
-        out[self.top : self.top + h, self.left : self.left + w] = full[
-            self.pad_top : self.pad_top + h, self.pad_left : self.pad_left + w
-        ]
-        return out
+def square_fundus(
+    image: np.ndarray, margin: float = 0.0, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, Frame]:
+    """Crop to the field of view (+ ``margin`` × its longer side), pad to a square
+    (black): no distortion (``eyescan.api.fundus.square_fov``; ``mask``: the FOV,
+    estimated when None). Models trained before the margin existed use 0."""
+    return fundus.square_fov(image, margin, mask)
 
 
-def square_fundus(image: np.ndarray) -> tuple[np.ndarray, Frame]:
-    """Crop to the field of view, pad to a square (black): no distortion."""
-    top, left, bottom, right = fundus.crop_box(fundus.fov_mask(image))
-    crop = image[top:bottom, left:right]
-    square = fundus.pad_to_square(crop)
-    side = square.shape[0]
-    frame = Frame(top, left, (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2, side)
-    return square, frame
+def fundus_item(image: np.ndarray) -> dict[str, Any]:
+    """A photograph ready for the models: the original and its FOV mask (estimated
+    once; each model crops its square view from them with its own margin)."""
+    return {"original": image, "fov": fundus.fov_mask(image)}
 
 
 def write_voc_xml(path: Path, annotation: BoxAnnotation, image_path: Path | None = None) -> Path:

@@ -8,7 +8,8 @@
   ``image,level``), images in ``train_images/`` or ``train/``; no split.
 
 Both drop or group byte-identical copies by the core's rule
-(:func:`eyescan.api.resolve_duplicates`) and report them in ``notes``.
+(:func:`eyescan.api.resolve_duplicates`) and report them in ``notes``, and name
+their data set in ``source`` (its terms: :data:`SOURCES`, copied into model cards).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from eyescan.api import (
     resolve_duplicates,
     yolo_annotation,
 )
-from eyescan_drgrade.data import IMAGE_SUFFIXES, DrSample, csv_header
-from eyescan_drgrade.lesions import N_GRADES
+from eyescan_drgrade.data import IMAGE_SUFFIXES, DrSample, csv_header, level, unique_ids
+from eyescan_drgrade.lesions import DME_LEVELS, N_GRADES
 
 #: IDRiD part B: (split, the official folder/CSV name's word for it).
 IDRID_SPLITS = (("train", "Training"), ("test", "Testing"))
@@ -40,6 +41,19 @@ KAGGLE_TABLES = (("train.csv", "id_code", "diagnosis"), ("trainLabels.csv", "ima
 KAGGLE_FOLDERS = ("train_images", "train")
 #: EyePACS names an image ``<patient>_<left|right>``.
 EYEPACS_EYE = re.compile(r"^(?P<patient>.+)_(left|right)$")
+#: Each published data set's ``source`` name -> what it is and the terms of its images,
+#: which weights trained on it inherit (model cards: ``training.data_sources``).
+SOURCES = {
+    "idrid": "IDRiD part B, Porwal et al., Data 3(3):25, 2018: CC BY 4.0",
+    "aptos2019": (
+        "APTOS 2019 Blindness Detection, Kaggle competition data: the competition's "
+        "rules, non-commercial research use only, no redistribution"
+    ),
+    "eyepacs": (
+        "EyePACS, Kaggle Diabetic Retinopathy Detection competition data: the "
+        "competition's rules, non-commercial research use only, no redistribution"
+    ),
+}
 
 
 def _one(folder: Path, pattern: str) -> Path | None:
@@ -67,29 +81,6 @@ def _image(index: dict[str, Path | None], folder: Path, name: str, where: str) -
     if index[stem] is None:
         raise DataError(f"{where}: several files in {folder} are named {stem!r}.*")
     return index[stem]
-
-
-def _unique(samples: list[DrSample], table: Path) -> list[DrSample]:
-    """``samples``, refused when empty or when an image is listed twice."""
-    if not samples:
-        raise DataError(f"{table}: no rows")
-    seen: set[str] = set()
-    for sample in samples:
-        if sample.id in seen:
-            raise DataError(f"{table}: image {sample.id.split('/')[-1]!r} is listed twice")
-        seen.add(sample.id)
-    return samples
-
-
-def _level(value: str, where: str, what: str, levels: int) -> int:
-    """A label cell as an integer 0..levels-1; a one-line error naming the line."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise DataError(f"{where}: {what} {value!r} is not a number") from None
-    if not number.is_integer() or not 0 <= number < levels:
-        raise DataError(f"{where}: {what} {value} is outside 0-{levels - 1}")
-    return int(number)
 
 
 def idrid_root(path: Path) -> Path | None:
@@ -168,15 +159,16 @@ class IdridGradingReader:
                 DrSample(
                     f"{split}/{image.stem}",
                     image,
-                    label=_level(row["label"], where, "retinopathy grade", N_GRADES),
+                    label=level(row["label"], where, "retinopathy grade", N_GRADES),
                     split=split,
                     boxes=yolo_annotation(image, labels / f"{image.stem}.txt", names)
                     if labels
                     else None,
-                    dme=_level(row["dme"], where, "risk of macular edema", 3),
+                    dme=level(row["dme"], where, "risk of macular edema", DME_LEVELS),
+                    source="idrid",
                 )
             )
-        return _unique(samples, table)
+        return unique_ids(samples, table)
 
 
 def kaggle_layout(root: Path) -> tuple[Path, str, str, Path] | None:
@@ -228,9 +220,10 @@ class KaggleGradingReader:
                 DrSample(
                     image.stem,
                     image,
-                    label=_level(row["label"], where, "grade", N_GRADES),
+                    label=level(row["label"], where, "grade", N_GRADES),
                     patient=row.get("patient") or (eye["patient"] if eye else None),
+                    source="eyepacs" if eyepacs else "aptos2019",
                 )
             )
-        kept, _ = resolve_duplicates(_unique(samples, table), label=lambda s: f"grade {s.label}")
+        kept, _ = resolve_duplicates(unique_ids(samples, table), label=lambda s: f"grade {s.label}")
         return kept

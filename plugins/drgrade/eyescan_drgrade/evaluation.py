@@ -2,10 +2,12 @@
 
 Grading: quadratic weighted kappa, accuracy, 5×5 confusion matrix, referable-DR
 (grade ≥ 2) sensitivity, specificity and AUC, for the classifier, the
-lesion-based grade and their combination. Detection: mAP@0.5 and per-class and
-pooled precision / recall at the detector's operating threshold. Every
-headline metric gets a percentile-bootstrap interval over images
-(``summary["ci95"]``). Never imports ``training.py``.
+lesion-based grade and their combination. Macular-edema risk (a grader with the
+DME head, on images with a DME label): accuracy, quadratic kappa, 3×3 confusion
+matrix, and the joint accuracy (grade and risk both right). Detection: mAP@0.5
+and per-class and pooled precision / recall at the detector's operating
+threshold. Every headline metric gets a percentile-bootstrap interval over
+images (``summary["ci95"]``). Never imports ``training.py``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from eyescan.api import DataError, bootstrap, imageio, metrics, read_task_split
-from eyescan_drgrade.data import square_fundus
+from eyescan_drgrade.data import fundus_item
 from eyescan_drgrade.lesions import (
+    DME_LEVELS,
     GRADE_NAMES,
     LESION_CLASSES,
     N_GRADES,
@@ -32,6 +35,8 @@ EVAL_BATCH = 16
 GRADE_KEYS = ("kappa", "accuracy", "referable_sensitivity", "referable_specificity")
 #: Pooled detection metrics of the summary (and their CIs).
 DETECTION_KEYS = ("map", "detection_precision", "detection_recall")
+#: DME-risk metrics of the summary (and their CIs).
+DME_KEYS = ("dme_accuracy", "dme_kappa", "joint_accuracy")
 IOU = 0.5
 
 
@@ -104,7 +109,50 @@ def detection_metrics(
     return out
 
 
+def dme_metrics(
+    truth: Sequence[int], predicted: Sequence[int], grade_right: Sequence[bool] | None = None
+) -> dict[str, Any]:
+    """DME-risk accuracy, quadratic weighted kappa (levels 0-2) and 3×3 confusion matrix
+    (rows: truth); with ``grade_right`` (the DR grade was right, per image) the joint
+    accuracy: both right, as IDRiD's grading challenge scored it."""
+    y, p = np.asarray(truth, int), np.asarray(predicted, int)
+    out = resample_dme_metrics(y, p, None if grade_right is None else np.asarray(grade_right))
+    out["dme_confusion_matrix"] = metrics.confusion_matrix(y, p, DME_LEVELS)
+    return out
+
+
 # -- fast recomputation on resampled images (bootstrap) ---------------------
+
+
+def kappa_and_accuracy(
+    truth: np.ndarray, predicted: np.ndarray, levels: int
+) -> tuple[float, float]:
+    """Quadratic weighted kappa (from the ``levels``² confusion matrix; NaN when
+    undefined) and accuracy of integer labels, in numpy alone (for resamples)."""
+    observed = np.zeros((levels, levels))
+    np.add.at(observed, (truth, predicted), 1)
+    expected = np.outer(observed.sum(1), observed.sum(0)) / len(truth)
+    i, j = np.indices(observed.shape)
+    weights_ = (i - j) ** 2
+    disagreement = (weights_ * expected).sum()
+    kappa = 1 - (weights_ * observed).sum() / disagreement if disagreement else float("nan")
+    return float(kappa), float((truth == predicted).mean())
+
+
+def resample_dme_metrics(
+    truth: np.ndarray, predicted: np.ndarray, grade_right: np.ndarray | None = None
+) -> dict[str, float]:
+    """:func:`dme_metrics`' numbers without the matrix (numpy alone, for resamples)."""
+    nan = float("nan")
+    out = {"dme_accuracy": nan, "dme_kappa": nan}
+    if grade_right is not None:
+        out["joint_accuracy"] = nan
+    if not len(truth):
+        return out
+    out["dme_kappa"], out["dme_accuracy"] = kappa_and_accuracy(truth, predicted, DME_LEVELS)
+    if grade_right is not None:
+        out["joint_accuracy"] = float(((truth == predicted) & grade_right).mean())
+    return out
 
 
 def resample_grade_metrics(
@@ -120,14 +168,7 @@ def resample_grade_metrics(
         out["referable_auc"] = nan
     if not len(y):
         return out
-    observed = np.zeros((N_GRADES, N_GRADES))
-    np.add.at(observed, (y, p), 1)
-    expected = np.outer(observed.sum(1), observed.sum(0)) / len(y)
-    i, j = np.indices(observed.shape)
-    weights_ = (i - j) ** 2
-    disagreement = (weights_ * expected).sum()
-    out["kappa"] = 1 - (weights_ * observed).sum() / disagreement if disagreement else nan
-    out["accuracy"] = float((y == p).mean())
+    out["kappa"], out["accuracy"] = kappa_and_accuracy(y, p, N_GRADES)
     refer, called = y >= REFERABLE_GRADE, p >= REFERABLE_GRADE
     if refer.any():
         out["referable_sensitivity"] = float((called & refer).sum() / refer.sum())
@@ -162,10 +203,14 @@ def _truth_boxes(sample: Any) -> dict[str, Any]:
 
 
 def _headline(
-    rows: dict[str, np.ndarray], matches: list[Any], parts: tuple[bool, bool], threshold: float
+    rows: dict[str, np.ndarray],
+    matches: list[Any],
+    parts: tuple[bool, bool, bool],
+    threshold: float,
 ):
-    """``compute(indices)`` of the headline metrics on resampled images (bootstrap)."""
-    has_grader, has_detector = parts
+    """``compute(indices)`` of the headline metrics on resampled images (bootstrap);
+    ``parts``: (grades and a grader, grades and a detector, DME labels and a DME head)."""
+    has_grader, has_detector, has_dme = parts
 
     def compute(idx: np.ndarray) -> dict[str, float]:
         with warnings.catch_warnings():  # one-grade resamples: kappa undefined (NaN, left out)
@@ -184,6 +229,10 @@ def _headline(
         if has_grader and has_detector:
             m = resample_grade_metrics(truth, rows["final"][graded])
             out.update(_prefixed("combined_", m, GRADE_KEYS))
+        if has_dme:
+            known = idx[rows["dme_truth"][idx] >= 0]
+            right = rows["classifier"][known] == rows["truth"][known]
+            out.update(resample_dme_metrics(rows["dme_truth"][known], rows["dme"][known], right))
         chosen = [matches[i] for i in idx if matches[i] is not None]
         if chosen:
             pooled = metrics.pooled_detection(chosen, threshold)
@@ -207,17 +256,24 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     grader, detector = parts(module)
     settings = predict_settings(module)
     per_image, predictions, truths, matches, probabilities = [], [], [], [], []
-    rows: dict[str, list] = {"truth": [], "classifier": [], "lesions": [], "final": [], "p": []}
+    rows: dict[str, list] = {
+        "truth": [],
+        "classifier": [],
+        "lesions": [],
+        "final": [],
+        "p": [],
+        "dme_truth": [],
+        "dme": [],
+    }
     for begin in range(0, len(samples), EVAL_BATCH):
         chunk = samples[begin : begin + EVAL_BATCH]
-        items = []
-        for sample in chunk:
-            original = imageio.read_image(sample.image)
-            square, frame = square_fundus(original)
-            items.append({"square": square, "frame": frame, "original": original})
+        items = [fundus_item(imageio.read_image(sample.image)) for sample in chunk]
         for sample, prediction in zip(chunk, predict_items(module, items)):
             values = prediction.values
+            dme_true = getattr(sample, "dme", None)
             record = {"id": sample.id, "input": str(sample.image), "grade_true": sample.label}
+            if dme_true is not None:
+                record["dme_true"] = dme_true
             record.update({k: v for k, v in values.items() if not isinstance(v, (dict, list))})
             graded = sample.label is not None
             rows["truth"].append(sample.label if graded else -1)
@@ -225,6 +281,9 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
             rows["classifier"].append(values.get("grade_classifier", -1))
             rows["lesions"].append(values.get("grade_lesions", -1))
             rows["p"].append(values.get("referable_probability", np.nan))
+            known = graded and dme_true is not None and "dme_risk" in values
+            rows["dme_truth"].append(dme_true if known else -1)
+            rows["dme"].append(values.get("dme_risk", -1))
             if graded and grader is not None:
                 probabilities.append(values["probabilities"])
             match = None
@@ -269,13 +328,19 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         summary["combine"] = settings["combine"]
         combined = grade_metrics(truth, table["final"][graded_idx])
         summary.update(_prefixed("combined_", combined, GRADE_KEYS))
+    dme_idx = table["dme_truth"] >= 0
+    has_dme = bool(dme_idx.any())
+    summary["dme_images"] = int(dme_idx.sum())
+    if has_dme:
+        right = table["classifier"][dme_idx] == table["truth"][dme_idx]
+        summary.update(dme_metrics(table["dme_truth"][dme_idx], table["dme"][dme_idx], right))
     threshold = detector.score_threshold if detector is not None else 0.5
     if truths:
         found = detection_metrics(predictions, truths, threshold)
         found["detection_precision"] = found.pop("precision")
         found["detection_recall"] = found.pop("recall")
         summary.update(found)
-    compute = _headline(table, matches, (has_grader, has_detector), threshold)
+    compute = _headline(table, matches, (has_grader, has_detector, has_dme), threshold)
     bootstrap.with_ci(summary, len(samples), compute)
     result: dict[str, Any] = {"summary": summary, "images": per_image}
     if has_grader:

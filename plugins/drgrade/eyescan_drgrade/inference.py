@@ -1,6 +1,8 @@
 """Running DR models on square fundus views: inputs, decoding, one record per image.
 
 Used by prediction (``task.py``), validation during training and evaluation.
+Items are :func:`eyescan_drgrade.data.fundus_item` dicts (the photograph and its
+FOV mask); each model part crops its square view with its own ``fov_margin``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from eyescan.api import EyescanError, Prediction, fundus
+from eyescan_drgrade.data import Frame, square_fundus
 from eyescan_drgrade.lesions import (
     COMBINE_RULES,
     LESION_CLASSES,
@@ -67,12 +70,18 @@ def detector_input(detector: Any, squares: list[np.ndarray]) -> list:
 
 
 def decode_grades(grader: Any, logits: Any) -> dict[str, np.ndarray]:
-    """Probabilities, grades and P(referable) from grader logits."""
-    return {
+    """Probabilities, grades and P(referable) from grader logits; with the DME head,
+    the DME-risk probabilities and risk (argmax) too."""
+    out = {
         "probabilities": grader.probabilities(logits).numpy(),
         "grades": grader.grades(logits).numpy(),
         "referable": grader.referable_probability(logits).numpy(),
     }
+    dme = grader.dme_probabilities(logits)
+    if dme is not None:
+        out["dme_probabilities"] = dme.numpy()
+        out["dme_risk"] = dme.argmax(dim=1).numpy()
+    return out
 
 
 def decode_detections(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,8 +96,27 @@ def decode_detections(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def run_model(module: Any, squares: list[np.ndarray]) -> tuple[Any, Any, Any]:
-    """Call the model once on square views: (grader input, decoded grades, detections).
+def square_views(module: Any, items: list[dict[str, Any]]) -> dict[str, list[tuple]]:
+    """``{"grader" | "detector": [(square, frame), …]}``: each item's square FOV view for
+    each part the model has, cropped with that part's ``fov_margin`` (once per margin)."""
+    from eyescan_drgrade.models import parts
+
+    done: dict[float, list[tuple[np.ndarray, Frame]]] = {}
+    views = {}
+    for name, part in zip(("grader", "detector"), parts(module)):
+        if part is not None:
+            margin = float(getattr(part, "fov_margin", 0.0))
+            if margin not in done:
+                done[margin] = [
+                    square_fundus(item["original"], margin, item.get("fov")) for item in items
+                ]
+            views[name] = done[margin]
+    return views
+
+
+def run_model(module: Any, squares: dict[str, list[np.ndarray]]) -> tuple[Any, Any, Any]:
+    """Call the model once on square views (``squares[part]``, one list per part it
+    has): (grader input, decoded grades, detections).
 
     A ``screen`` model is called as a whole (``module(views)``), so the pipeline
     sees one model call per batch (benchmarks rely on it).
@@ -98,8 +126,8 @@ def run_model(module: Any, squares: list[np.ndarray]) -> tuple[Any, Any, Any]:
     from eyescan_drgrade.models import parts
 
     grader, detector = parts(module)
-    x = grader_input(grader, squares) if grader is not None else None
-    images = detector_input(detector, squares) if detector is not None else None
+    x = grader_input(grader, squares["grader"]) if grader is not None else None
+    images = detector_input(detector, squares["detector"]) if detector is not None else None
     module.eval()
     with torch.no_grad():
         if grader is not None and detector is not None:
@@ -115,7 +143,7 @@ def run_model(module: Any, squares: list[np.ndarray]) -> tuple[Any, Any, Any]:
 
 def run_detector(detector: Any, squares: list[np.ndarray]) -> list[dict[str, Any]]:
     """Detections (detector frame) of square fundus views."""
-    return run_model(detector, squares)[2]
+    return run_model(detector, {"detector": squares})[2]
 
 
 def cam_target(grader: Any, grade: int) -> int:
@@ -126,7 +154,8 @@ def cam_target(grader: Any, grade: int) -> int:
 def predict_items(
     module: Any, items: list[dict[str, Any]], explain: bool = False
 ) -> list[Prediction]:
-    """Grade and/or lesions of preprocessed items, as the prediction records show them.
+    """Grade, DME risk and/or lesions of preprocessed items (:func:`fundus_item`), as
+    the prediction records show them.
 
     ``arrays["detections"]`` keeps every detection (original pixels, with scores)
     for evaluation; ``values["lesions"]`` only those at the operating threshold.
@@ -135,10 +164,12 @@ def predict_items(
 
     grader, detector = parts(module)
     settings = predict_settings(module, explain)
-    x, graded, detected = run_model(module, [item["square"] for item in items])
+    views = square_views(module, items)
+    squares = {part: [square for square, _ in found] for part, found in views.items()}
+    x, graded, detected = run_model(module, squares)
     results = []
     for i, item in enumerate(items):
-        frame, original = item["frame"], item["original"]
+        original = item["original"]
         values: dict[str, Any] = {}
         arrays: dict[str, Any] = {}
         by_classifier = by_lesions = None
@@ -147,8 +178,14 @@ def predict_items(
             values["referable_probability"] = round(float(graded["referable"][i]), 4)
             values["grade_classifier"] = by_classifier
             values["probabilities"] = [round(float(p), 4) for p in graded["probabilities"][i]]
+            if "dme_risk" in graded:
+                values["dme_risk"] = int(graded["dme_risk"][i])
+                values["dme_probabilities"] = [
+                    round(float(p), 4) for p in graded["dme_probabilities"][i]
+                ]
         if detected is not None:
             found = detected[i]
+            frame = views["detector"][i][1]
             boxes = frame.to_original(found["boxes"], detector.image_size)
             h, w = original.shape[:2]
             boxes = np.clip(boxes, 0, [w, h, w, h])
@@ -178,6 +215,6 @@ def predict_items(
                 x[i : i + 1],
                 cam_target(grader, by_classifier),
             )
-            arrays["gradcam"] = frame.heat_to_original(heat, original.shape[:2])
+            arrays["gradcam"] = views["grader"][i][1].heat_to_original(heat, original.shape[:2])
         results.append(Prediction(values, arrays, original))
     return results

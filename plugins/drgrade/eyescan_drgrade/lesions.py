@@ -17,6 +17,9 @@ GRADE_NAMES = ("no DR", "mild NPDR", "moderate NPDR", "severe NPDR", "proliferat
 N_GRADES = len(GRADE_NAMES)
 #: Referable DR: moderate NPDR or worse.
 REFERABLE_GRADE = 2
+#: Risk of diabetic macular edema as IDRiD grades it: 0 no hard exudate, 1 exudates
+#: farther than one disc diameter from the macula's centre, 2 within it.
+DME_LEVELS = 3
 #: Detector classes; detector label ``i + 1`` is ``LESION_CLASSES[i]`` (0 is background).
 LESION_CLASSES = ("microaneurysm", "haemorrhage", "hard_exudate")
 

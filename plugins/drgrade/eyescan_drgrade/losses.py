@@ -1,4 +1,9 @@
-"""DR losses: cross-entropy over grades, cumulative (ordinal) BCE, Faster R-CNN's sum."""
+"""DR losses: cross-entropy over grades, cumulative (ordinal) BCE, the masked DME-risk
+cross-entropy, Faster R-CNN's sum.
+
+Grader outputs are ``[grade logits | DME logits]`` (``models.GradeNet``): the grade
+losses read the first columns, the DME loss the last three.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,15 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from eyescan_drgrade.lesions import DME_LEVELS, N_GRADES
+
+#: Target of an image whose DME risk is not known (APTOS): left out of the DME loss.
+UNKNOWN = -1
+
 
 def grade_cross_entropy(outputs: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
     """Plain 5-class cross-entropy on the grade."""
-    return F.cross_entropy(outputs, batch["grade"])
+    return F.cross_entropy(outputs[:, :N_GRADES], batch["grade"])
 
 
 def ordinal_targets(grade: torch.Tensor, thresholds: int) -> torch.Tensor:
@@ -20,8 +30,20 @@ def ordinal_targets(grade: torch.Tensor, thresholds: int) -> torch.Tensor:
 
 def grade_ordinal(outputs: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
     """Binary cross-entropy of the 4 "grade > k" logits (cumulative-link model)."""
-    targets = ordinal_targets(batch["grade"], outputs.shape[1])
-    return F.binary_cross_entropy_with_logits(outputs, targets)
+    logits = outputs[:, : N_GRADES - 1]
+    return F.binary_cross_entropy_with_logits(logits, ordinal_targets(batch["grade"], N_GRADES - 1))
+
+
+def dme_cross_entropy(outputs: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    """3-class cross-entropy of the DME-risk logits over the images whose risk is known
+    (``batch["dme"]`` ≥ 0; :data:`UNKNOWN` elsewhere); 0 for a batch without any, so a
+    batch of APTOS images alone trains the grade only (never NaN)."""
+    target = batch["dme"]
+    known = target != UNKNOWN
+    logits = outputs[:, -DME_LEVELS:]
+    if not bool(known.any()):
+        return logits.sum() * 0.0  # keeps the graph (and DDP's gradient bookkeeping)
+    return F.cross_entropy(logits[known], target[known])
 
 
 def detector_total(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
@@ -35,6 +57,10 @@ def make_ce(**_: Any):
 
 def make_ordinal(**_: Any):
     return grade_ordinal
+
+
+def make_dme(**_: Any):
+    return dme_cross_entropy
 
 
 def make_detector(**_: Any):

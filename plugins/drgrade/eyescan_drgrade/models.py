@@ -19,7 +19,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from eyescan_drgrade.lesions import COMBINE_RULES, LESION_CLASSES, N_GRADES
+from eyescan_drgrade.lesions import COMBINE_RULES, DME_LEVELS, LESION_CLASSES, N_GRADES
 
 #: Backbones a grader can use: torchvision builder, classifier attribute, CAM layer.
 BACKBONES: dict[str, tuple[Any, str, str]] = {
@@ -40,11 +40,15 @@ def _in_features(head: nn.Module) -> int:
 
 
 class GradeNet(nn.Module):
-    """A torchvision backbone with a small DR-grade head.
+    """A torchvision backbone with a small DR-grade head and an optional DME-risk head.
 
     ``head="ce"``: 5 logits (softmax over grades). ``head="ordinal"``: 4 logits,
     one per threshold, logit ``k`` for "grade > k" (cumulative-link model).
-    Input: N×3×S×S, ImageNet-normalised, ``S = image_size``.
+    ``dme=True`` adds 3 logits for the risk of macular edema (0-2, softmax):
+    the output is then ``[grade logits | DME logits]`` (N×7 or N×8), one tensor,
+    so Grad-CAM, export and benchmarks see one output. Input: N×3×S×S,
+    ImageNet-normalised, ``S = image_size``, the square FOV view cropped with
+    ``fov_margin`` (0: as models made before the option were trained).
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class GradeNet(nn.Module):
         head: str = "ordinal",
         image_size: int = 128,
         dropout: float = 0.2,
+        dme: bool = False,
+        fov_margin: float = 0.0,
     ):
         super().__init__()
         if backbone not in BACKBONES:
@@ -61,8 +67,10 @@ class GradeNet(nn.Module):
             raise ValueError(f"unknown head {head!r} ({', '.join(HEADS)})")
         build, classifier, self._cam_name = BACKBONES[backbone]
         self.backbone, self.head, self.image_size = backbone, head, int(image_size)
+        self.dme, self.fov_margin = bool(dme), float(fov_margin)
         self.net = build(weights=None)
-        outputs = N_GRADES if head == "ce" else N_GRADES - 1
+        self.grade_outputs = N_GRADES if head == "ce" else N_GRADES - 1
+        outputs = self.grade_outputs + (DME_LEVELS if self.dme else 0)
         features = _in_features(getattr(self.net, classifier))
         setattr(
             self.net, classifier, nn.Sequential(nn.Dropout(dropout), nn.Linear(features, outputs))
@@ -77,8 +85,13 @@ class GradeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def grade_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The grade part of the output (N×4 ordinal, N×5 CE)."""
+        return logits[:, : self.grade_outputs]
+
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Per-grade probabilities (N×5) from the logits."""
+        logits = self.grade_logits(logits)
         if self.head == "ce":
             return torch.softmax(logits, dim=1)
         above = torch.cummin(torch.sigmoid(logits), dim=1).values  # P(grade > k), monotone
@@ -88,6 +101,7 @@ class GradeNet(nn.Module):
 
     def grades(self, logits: torch.Tensor) -> torch.Tensor:
         """Predicted grades: argmax (CE) or the number of thresholds passed (ordinal)."""
+        logits = self.grade_logits(logits)
         if self.head == "ce":
             return logits.argmax(dim=1)
         return (torch.cummin(torch.sigmoid(logits), dim=1).values > 0.5).sum(dim=1)
@@ -95,6 +109,12 @@ class GradeNet(nn.Module):
     def referable_probability(self, logits: torch.Tensor) -> torch.Tensor:
         """P(grade ≥ 2)."""
         return self.probabilities(logits)[:, 2:].sum(dim=1)
+
+    def dme_probabilities(self, logits: torch.Tensor) -> torch.Tensor | None:
+        """P(DME risk 0, 1, 2) (N×3), or None without the DME head."""
+        if not self.dme:
+            return None
+        return torch.softmax(logits[:, self.grade_outputs :], dim=1)
 
 
 class LesionDetector(FasterRCNN):
@@ -105,7 +125,8 @@ class LesionDetector(FasterRCNN):
     small lesions, and a ``representation``-wide box head. Input: square images
     of ``image_size`` pixels (the FOV-cropped, padded view, resized).
     ``score_threshold`` is the operating point for counting and drawing lesions;
-    ``severe_haemorrhages`` feeds the lesion-based grade.
+    ``severe_haemorrhages`` feeds the lesion-based grade; ``fov_margin`` as the
+    grader's.
     """
 
     def __init__(
@@ -117,6 +138,7 @@ class LesionDetector(FasterRCNN):
         score_threshold: float = 0.5,
         severe_haemorrhages: int = 10,
         detections_per_image: int = 150,
+        fov_margin: float = 0.0,
     ):
         trunk = tv.mobilenet_v3_small(weights=None).features
         backbone = BackboneWithFPN(
@@ -144,9 +166,12 @@ class LesionDetector(FasterRCNN):
         self.image_size = int(image_size)
         self.score_threshold = float(score_threshold)
         self.severe_haemorrhages = int(severe_haemorrhages)
+        self.fov_margin = float(fov_margin)
 
 
-def large_detector(image_size: int = 512, score_threshold: float = 0.5, **_: Any) -> FasterRCNN:
+def large_detector(
+    image_size: int = 512, score_threshold: float = 0.5, fov_margin: float = 0.0, **_: Any
+) -> FasterRCNN:
     """torchvision's ``fasterrcnn_mobilenet_v3_large_320_fpn`` (19 M parameters), with
     anchors 16-256 for lesions; for GPUs or patient CPUs."""
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
@@ -166,6 +191,7 @@ def large_detector(image_size: int = 512, score_threshold: float = 0.5, **_: Any
     model.image_size = int(image_size)
     model.score_threshold = float(score_threshold)
     model.severe_haemorrhages = 10
+    model.fov_margin = float(fov_margin)
     return model
 
 

@@ -1,4 +1,4 @@
-"""The drgrade task: square FOV view, grade + lesions per image, annotated outputs."""
+"""The drgrade task: square FOV view, grade, DME risk and lesions per image, annotated outputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from eyescan.api import Prediction, Task, imageio
-from eyescan_drgrade.data import square_fundus
+from eyescan_drgrade.data import fundus_item
 from eyescan_drgrade.inference import COMBINE_ENV, predict_items
 
 __all__ = ["COMBINE_ENV", "DrGradeTask", "draw_lesions"]
@@ -30,8 +30,7 @@ class DrGradeTask(Task):
     weights_dir = WEIGHTS_DIR
 
     def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
-        square, frame = square_fundus(image)
-        return {"square": square, "frame": frame, "original": image}
+        return fundus_item(image)
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
         explain = bool(self.options.get("explain"))

@@ -15,7 +15,9 @@ the data set's own ``val`` split.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,12 @@ from eyescan.api import (
 )
 from eyescan.api import init as init_from_file
 from eyescan_drgrade import models
-from eyescan_drgrade.data import DrSample, square_fundus
+from eyescan_drgrade.data import FOV_MARGIN, DrSample, square_fundus
+from eyescan_drgrade.datasets import SOURCES
 from eyescan_drgrade.evaluation import EVAL_BATCH, detection_metrics, grade_metrics
 from eyescan_drgrade.inference import image_tensor, normalise, run_detector
 from eyescan_drgrade.lesions import LESION_CLASSES, canonical_label, label_index
+from eyescan_drgrade.losses import UNKNOWN
 
 #: Grader recipe: the seed's augmentation (rotation 180°, flips) plus colour jitter.
 GRADER_RECIPE: dict[str, Any] = {
@@ -54,6 +58,7 @@ GRADER_RECIPE: dict[str, Any] = {
     "val_fraction": 0.15,
     "init": "none",
     "sampler": "shuffle",
+    "dme_weight": 1.0,
     "bn_recalibration": 20,
     "augment": {
         "rotation": 180.0,
@@ -125,6 +130,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         "data_path": str(data),
         "reader": chosen.reader,
         "command": options.get("command", ""),
+        **data_sources(chosen.samples),
     }
     module = factory(**(options.get("config") or {}).get("model_options", {}))
     if isinstance(module, models.DRScreen):
@@ -133,6 +139,21 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     defaults = GRADER_RECIPE if part == "grader" else DETECTOR_RECIPE
     run = train_grader if part == "grader" else train_detector
     return run(model_name, chosen.samples, recipe(defaults, options, None), options, out, context)
+
+
+def data_sources(samples: list[DrSample]) -> dict[str, Any]:
+    """``{"data_sources": [{"source", "images", "terms"}, …]}`` of the training images
+    (train and validation) whose reader names their data set; ``{}`` when none does."""
+    counts = Counter(getattr(s, "source", None) for s in samples)
+    if set(counts) == {None}:
+        return {}
+    unnamed = "not recorded (the reader names no data set)"
+    return {
+        "data_sources": [
+            {"source": name, "images": n, "terms": SOURCES.get(name, unnamed)}
+            for name, n in sorted(counts.items(), key=lambda kv: str(kv[0]))
+        ]
+    }
 
 
 def _trained_part(part: str, path: Path) -> tuple[dict[str, Any], dict[str, Any], dict]:
@@ -195,29 +216,54 @@ def train_screen(
     return {"weights": str(path), **summary}
 
 
+def validation_seed(seed: int) -> int:
+    """The hold-out seed of validation: a hash of the training seed, never the seed itself.
+
+    The core's test hold-out ranks the unsplit images by a hash of the plain seed
+    and takes the lowest; ranking the rest by that same seed again would fill
+    validation with the images that had no split to lose (IDRiD next to APTOS:
+    a third of IDRiD's training images, an eighth of APTOS's).
+    """
+    digest = hashlib.sha256(f"drgrade validation {seed}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def validation_split(
     samples: list[DrSample], fraction: float, seed: int
 ) -> tuple[list[DrSample], list[DrSample], str]:
     """The data set's ``val`` images, else a hold-out of the training part (grouped by
-    patient, stratified by grade: ``api.splits.hold_out``); and the rule used."""
+    patient, stratified by grade: ``api.splits.hold_out`` with :func:`validation_seed`);
+    and the rule used."""
     marked = [s for s in samples if s.split == "val"]
     if marked:
         return [s for s in samples if s.split != "val"], marked, "the data set's val split"
-    kept, held = splits.hold_out(samples, fraction, seed)
+    kept, held = splits.hold_out(samples, fraction, validation_seed(seed))
     return (
         kept,
         held,
         (
             f"hold-out {fraction:g} of the training part by patient, stratified by grade, "
-            f"seed {seed}"
+            f"seed {validation_seed(seed)} (drawn from seed {seed})"
         ),
     )
 
 
-def square_image(sample: DrSample, size: int) -> tuple[np.ndarray, Any]:
-    """The sample's FOV-cropped square view resized to ``size`` (uint8) and its frame."""
-    square, frame = square_fundus(imageio.read_image(sample.image))
+def square_image(sample: DrSample, size: int, margin: float) -> tuple[np.ndarray, Any]:
+    """The sample's FOV-cropped square view (``margin``: the model's ``fov_margin``)
+    resized to ``size`` (uint8), and its frame."""
+    square, frame = square_fundus(imageio.read_image(sample.image), margin)
     return fundus.resize(square, size), frame
+
+
+def part_options(recipe_: dict[str, Any], **automatic: Any) -> dict[str, Any]:
+    """``recipe_`` with its ``model_options`` completed: ``fov_margin`` (default
+    :data:`FOV_MARGIN`) and the ``automatic`` values where the recipe gives none
+    (or null), so the card records every preprocessing and head choice."""
+    options = {"fov_margin": FOV_MARGIN, **dict(recipe_.get("model_options") or {})}
+    for key, value in automatic.items():
+        if options.get(key) is None:
+            options[key] = value
+    return {**recipe_, "model_options": options}
 
 
 def _setup(model_name: str, recipe_: dict[str, Any], kind: type, what: str) -> tuple:
@@ -233,7 +279,7 @@ def _setup(model_name: str, recipe_: dict[str, Any], kind: type, what: str) -> t
 def _fit(
     module: nn.Module,
     config: Any,
-    loss: Any,
+    losses: list[Any],
     batches: tuple[Any, Any, Any],
     card: dict[str, Any],
     options: dict[str, Any],
@@ -248,7 +294,7 @@ def _fit(
         module,
         train_batches,
         val_batches,
-        [loss],
+        losses,
         config,
         out,
         {
@@ -297,6 +343,12 @@ def epoch_batches(config: Any) -> tuple[int | None, int]:
 # -- grader -----------------------------------------------------------------
 
 
+def dme_of(sample: Any) -> int:
+    """The sample's DME risk (0-2), or :data:`UNKNOWN` (APTOS, class folders)."""
+    dme = getattr(sample, "dme", None)
+    return UNKNOWN if dme is None else int(dme)
+
+
 def train_grader(
     model_name: str,
     samples: list[DrSample],
@@ -305,24 +357,38 @@ def train_grader(
     out: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    registry, config, module = _setup(model_name, recipe_, models.GradeNet, "grader")
-    extra = config.extra
+    """Train a grader; with DME labels (any training image's ``dme``) also its DME-risk
+    head (model option ``dme``: automatic unless the recipe says), whose cross-entropy
+    counts only the images with a known risk (``dme_weight`` × ``drgrade-dme``)."""
     graded = [s for s in samples if s.label is not None]
     if not graded:
         raise DataError(f"{context['data_path']}: no grades in the training data")
+    with_dme = sum(dme_of(s) != UNKNOWN for s in graded)
+    recipe_ = part_options(recipe_, dme=with_dme > 0)
+    if recipe_["model_options"]["dme"] and not with_dme:
+        raise DataError(
+            f"{context['data_path']}: the recipe asks for a DME head (model_options.dme) "
+            "but no training image has a DME risk"
+        )
+    registry, config, module = _setup(model_name, recipe_, models.GradeNet, "grader")
+    extra = config.extra
     train_set, val_set, val_rule = validation_split(
         graded, float(extra["val_fraction"]), config.seed
     )
-    size = module.image_size
-    images = torch.from_numpy(np.stack([square_image(s, size)[0] for s in train_set]))
+    size, margin = module.image_size, module.fov_margin
+    images = torch.from_numpy(np.stack([square_image(s, size, margin)[0] for s in train_set]))
     images = images.permute(0, 3, 1, 2).contiguous()  # uint8 N×3×S×S
     grades = torch.tensor([s.label for s in train_set], dtype=torch.long)
+    dmes = torch.tensor([dme_of(s) for s in train_set], dtype=torch.long)
     val_x = (
-        normalise(torch.stack([image_tensor(square_image(s, size)[0], size) for s in val_set]))
+        normalise(
+            torch.stack([image_tensor(square_image(s, size, margin)[0], size) for s in val_set])
+        )
         if val_set
         else None
     )
     val_y = torch.tensor([s.label for s in val_set], dtype=torch.long)
+    val_dme = torch.tensor([dme_of(s) for s in val_set], dtype=torch.long)
     init = init_from_file.initialise(module, init_spec(extra.get("init"), "grader"))
     augmentation = augment.AugmentConfig.from_dict(extra.get("augment"))
     counts = torch.bincount(grades, minlength=5).float()
@@ -342,7 +408,7 @@ def train_grader(
             views = torch.stack(
                 [augment.augment_image(v, augmentation, generator) for v in images[index] / 255.0]
             )
-            yield {"image": normalise(views), "grade": grades[index]}
+            yield {"image": normalise(views), "grade": grades[index], "dme": dmes[index]}
         if calibration:
             plain = (
                 normalise(images[order[b : b + config.batch_size]].float() / 255.0)
@@ -355,27 +421,37 @@ def train_grader(
             yield {
                 "image": val_x[begin : begin + EVAL_BATCH],
                 "grade": val_y[begin : begin + EVAL_BATCH],
+                "dme": val_dme[begin : begin + EVAL_BATCH],
             }
 
     def validate(model: nn.Module) -> dict[str, float]:
         logits = torch.cat([model(b["image"]) for b in val_batches()])
         m = grade_metrics(val_y.numpy(), model.grades(logits).numpy())
         shown = {"kappa": m["kappa"], "accuracy": m["accuracy"]}
+        known = val_dme != UNKNOWN
+        if model.dme and bool(known.any()):
+            risk = model.dme_probabilities(logits).argmax(dim=1)
+            shown["dme_accuracy"] = float((risk[known] == val_dme[known]).float().mean())
         return {k: v for k, v in shown.items() if math.isfinite(v)}
 
     loss_name = extra.get("loss") or (
         "drgrade-ordinal" if module.head == "ordinal" else "drgrade-ce"
     )
+    losses = [training.WeightedLoss(loss_name, registry.loss(loss_name))]
+    if module.dme:
+        weight = float(extra.get("dme_weight", 1.0))
+        losses.append(training.WeightedLoss("drgrade-dme", registry.loss("drgrade-dme"), weight))
     return _fit(
         module,
         config,
-        training.WeightedLoss(loss_name, registry.loss(loss_name)),
+        losses,
         (train_batches, *((val_batches, validate) if val_set else (None, None))),
         {
             "model": model_name,
             **context,
             "train_images": len(train_set),
             "val_images": len(val_set),
+            "train_images_with_dme": int((dmes != UNKNOWN).sum()),
             "validation": val_rule,
         },
         options,
@@ -449,6 +525,7 @@ def train_detector(
     out: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
+    recipe_ = part_options(recipe_)
     registry, config, module = _setup(model_name, recipe_, models.FasterRCNN, "lesion detector")
     extra = config.extra
     annotated = [s for s in samples if getattr(s, "boxes", None) is not None]
@@ -457,11 +534,11 @@ def train_detector(
     train_set, val_set, val_rule = validation_split(
         annotated, float(extra["val_fraction"]), config.seed
     )
-    size = module.image_size
+    size, margin = module.image_size, module.fov_margin
     ignore = bool(extra.get("ignore_unknown_labels"))
 
     def prepare(sample: DrSample) -> tuple[torch.Tensor, dict]:
-        image, frame = square_image(sample, size)
+        image, frame = square_image(sample, size, margin)
         tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return tensor, detection_target(sample, frame, size, ignore)
 
@@ -525,7 +602,7 @@ def train_detector(
     return _fit(
         module,
         config,
-        training.WeightedLoss("drgrade-detector", registry.loss("drgrade-detector")),
+        [training.WeightedLoss("drgrade-detector", registry.loss("drgrade-detector"))],
         (train_batches, *((val_batches, validate) if val_items else (None, None))),
         {
             "model": model_name,

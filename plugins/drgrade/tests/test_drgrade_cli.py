@@ -20,17 +20,6 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two busy cores: one torch thread avoids OpenMP threads waiting on each other."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, one_thread):
     root = tmp_path_factory.mktemp("drgrade")
@@ -86,7 +75,8 @@ def test_screen_joins_separately_trained_parts(trained, tmp_path):
     assert all((joined[f"grader.{k}"] == v).all() for k, v in grader.items())
     card = json.loads((out / "screen.json").read_text())
     assert card["model_options"]["combine"] == "classifier"
-    assert card["model_options"]["grader"] == {"image_size": 64}
+    # the part's options, completed by training: FOV margin, no DME labels -> no DME head
+    assert card["model_options"]["grader"] == {"image_size": 64, "fov_margin": 0.02, "dme": False}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"grader": {"weights": str(run / "screen.safetensors")}}))
     result = invoke_cli(
@@ -292,4 +282,5 @@ def test_shipped_weights_predict(tmp_path):
     assert result.exit_code == 0, result.stderr
     (record,) = json_lines(result.stdout)
     assert record["ok"] and record["model"] == "screen" and "lesions" in record["outputs"]
+    assert "dme_risk" not in record["outputs"]  # a card from before the DME head: as before
     assert record["synthetic_only"] is True  # the shipped card's flag reaches the record

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from eyescan.api import metrics
-from eyescan_drgrade.evaluation import detection_metrics, grade_metrics
+from eyescan_drgrade.evaluation import detection_metrics, dme_metrics, grade_metrics
 
 
 def kappa_by_formula(truth, predicted, k=5):
@@ -31,6 +31,20 @@ def test_kappa_matches_sklearn_and_the_formula(seed):
     got = grade_metrics(truth, predicted)["kappa"]
     assert got == pytest.approx(cohen_kappa_score(truth, predicted, weights="quadratic"))
     assert got == pytest.approx(kappa_by_formula(truth, predicted))
+
+
+def test_dme_metrics_match_sklearn_and_count_joint_hits():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 120)
+    predicted = np.where(rng.random(120) < 0.7, truth, rng.integers(0, 3, 120))
+    grade_right = rng.random(120) < 0.6
+    m = dme_metrics(truth, predicted, grade_right)
+    assert m["dme_kappa"] == pytest.approx(cohen_kappa_score(truth, predicted, weights="quadratic"))
+    assert m["dme_kappa"] == pytest.approx(kappa_by_formula(truth, predicted, k=3))
+    assert m["dme_accuracy"] == pytest.approx((truth == predicted).mean())
+    assert m["joint_accuracy"] == pytest.approx(((truth == predicted) & grade_right).mean())
+    matrix = np.array(m["dme_confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.trace() == (truth == predicted).sum()
 
 
 def test_grade_metrics_hand_case():

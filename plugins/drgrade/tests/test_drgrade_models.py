@@ -1,5 +1,5 @@
-"""Grader heads, losses, initialisation from a local file, box-exact augmentation,
-the validation split."""
+"""Grader heads (grade, DME risk), losses (the masked DME loss), initialisation from a
+local file, box-exact augmentation, the validation split."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from eyescan.api import WeightsError, augment
 from eyescan.api import init as init_from_file
 from eyescan_drgrade.data import DrSample
 from eyescan_drgrade.lesions import boxes_from_mask
-from eyescan_drgrade.losses import grade_ordinal, ordinal_targets
+from eyescan_drgrade.losses import (
+    UNKNOWN,
+    dme_cross_entropy,
+    grade_cross_entropy,
+    grade_ordinal,
+    ordinal_targets,
+)
 from eyescan_drgrade.models import GradeNet, LesionDetector
 from eyescan_drgrade.training import GRADER_RECIPE, flip_boxes, init_spec, validation_split
 
@@ -95,3 +101,54 @@ def test_validation_split_groups_patients_and_keeps_grades():
     items[3].split = "val"
     train, val, rule = validation_split(items, 0.2, seed=0)
     assert [s.id for s in val] == ["e3"] and rule == "the data set's val split"
+
+
+@pytest.mark.parametrize("head", ["ordinal", "ce"])
+def test_dme_head_adds_three_logits_and_leaves_the_grade_alone(head):
+    torch.manual_seed(0)
+    plain, both = GradeNet(head=head, image_size=64), GradeNet(head=head, image_size=64, dme=True)
+    assert plain.dme_probabilities(torch.zeros(1, plain.grade_outputs)) is None  # old cards
+    assert "net.classifier.1.weight" in plain.state_dict()
+    grade_outputs = 4 if head == "ordinal" else 5
+    logits = torch.randn(6, grade_outputs + 3)
+    assert both(torch.randn(2, 3, 64, 64)).shape == (2, grade_outputs + 3)
+    grade_only = logits[:, :grade_outputs]
+    assert torch.equal(both.grades(logits), plain.grades(grade_only))
+    assert torch.allclose(both.probabilities(logits), plain.probabilities(grade_only))
+    dme = both.dme_probabilities(logits)
+    assert dme.shape == (6, 3) and torch.allclose(dme.sum(1), torch.ones(6))
+    assert torch.allclose(dme, torch.softmax(logits[:, -3:], 1))
+    batch = {"grade": torch.tensor([0, 1, 2, 3, 4, 2])}
+    loss = grade_ordinal if head == "ordinal" else grade_cross_entropy
+    assert torch.allclose(loss(logits, batch), loss(grade_only, batch))  # DME columns unseen
+
+
+def test_dme_loss_counts_known_risks_only_and_never_nan():
+    logits = torch.randn(4, 7, requires_grad=True)
+    unknown = torch.tensor([UNKNOWN] * 4)
+    loss = dme_cross_entropy(logits, {"dme": unknown})  # a batch of APTOS images alone
+    assert loss.item() == 0.0 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+    mixed = torch.tensor([2, UNKNOWN, 0, UNKNOWN])  # IDRiD and APTOS in one batch
+    expected = torch.nn.functional.cross_entropy(logits[[0, 2], -3:], torch.tensor([2, 0]))
+    assert torch.allclose(dme_cross_entropy(logits, {"dme": mixed}), expected)
+
+
+def test_validation_is_drawn_evenly_from_split_and_held_out_data():
+    """IDRiD (own train split) beside APTOS (no split: the core's hold-out took its test
+    part by the plain seed): validation takes about the same share of each."""
+    from eyescan.api import splits
+
+    idrid = [DrSample(f"train/I{i}", Path(f"I{i}.jpg"), label=i % 5, split="train")
+             for i in range(400)]  # fmt: skip
+    aptos = [DrSample(f"A{i:04d}", Path(f"A{i}.png"), label=i % 5) for i in range(2000)]
+    train, _ = splits.select(idrid + aptos, "train")
+    _, val, rule = validation_split(train, 0.15, seed=0)
+    share = {
+        name: sum(s.id.startswith(prefix) for s in val)
+        / sum(s.id.startswith(prefix) for s in train)
+        for name, prefix in (("idrid", "train/"), ("aptos", "A"))
+    }
+    assert 0.11 < share["idrid"] < 0.19 and 0.11 < share["aptos"] < 0.19, share
+    assert "drawn from seed 0" in rule
