@@ -94,3 +94,18 @@ def test_patch_zoom_scales_vessels_and_keeps_masks_binary(zoom):
             assert float(widths[24]) == pytest.approx(8 * zoom, abs=1.0)
             found = True
     assert found
+
+
+def test_blur_and_resampling_probabilities():
+    board = _checkerboard()
+    never = _config(blur=2.0, blur_p=0.0, resample=(0.5, 0.5), resample_p=0.0)
+    generator = torch.Generator().manual_seed(0)
+    before = generator.get_state()
+    assert torch.equal(photometric(board, never, generator), board)
+    assert torch.equal(generator.get_state(), before)
+    some = _config(resample=(0.5, 0.5), resample_p=0.5)
+    changed = [
+        not torch.equal(photometric(board, some, torch.Generator().manual_seed(s)), board)
+        for s in range(40)
+    ]
+    assert 8 < sum(changed) < 32  # about half

@@ -38,7 +38,9 @@ class AugmentConfig:
     shear: float = 0.0  # affine shear, degrees (augment_image)
     gamma: float = 0.0  # maximum |ln γ|: γ log-uniform in [e^-g, e^g]
     blur: float = 0.0  # maximum Gaussian blur σ in pixels (σ uniform in [0, blur])
+    blur_p: float = 1.0  # probability of the blur (when blur > 0)
     resample: tuple[float, float] = (1.0, 1.0)  # down-then-up sampling factor range
+    resample_p: float = 1.0  # probability of the resampling (when a range is set)
     jpeg: float = 0.0  # probability of a JPEG round trip
     jpeg_quality: tuple[int, int] = (30, 95)  # its quality range
 
@@ -133,12 +135,12 @@ def photometric(
 ) -> torch.Tensor:
     """The configured blur, resampling, colour, gamma, noise and JPEG changes of a [0, 1] image."""
     image = image.clamp(0.0, 1.0)
-    if config.blur:
+    if config.blur and _happens(generator, config.blur_p):
         sigma = _uniform(generator, 0.0, config.blur)
         if sigma >= 0.3:  # below that a 3-tap kernel is the identity to 8 bits
             size = 2 * math.ceil(3 * sigma) + 1
             image = TF.gaussian_blur(image, [size, size], [sigma, sigma])
-    if config.resample != (1.0, 1.0):
+    if config.resample != (1.0, 1.0) and _happens(generator, config.resample_p):
         image = _resample(image, _uniform(generator, *config.resample))
     if config.brightness:
         image = TF.adjust_brightness(
@@ -156,11 +158,18 @@ def photometric(
         image = image.clamp(0.0, 1.0) ** math.exp(_uniform(generator, -config.gamma, config.gamma))
     if config.noise_std:
         image = image + config.noise_std * torch.randn(image.shape, generator=generator)
-    if config.jpeg and float(torch.rand((), generator=generator)) < config.jpeg:
+    if config.jpeg and _happens(generator, config.jpeg):
         low, high = config.jpeg_quality
         quality = int(torch.randint(low, high + 1, (1,), generator=generator))
         image = _jpeg_round_trip(image, quality)
     return image.clamp(0.0, 1.0)
+
+
+def _happens(generator: torch.Generator, probability: float) -> bool:
+    """True with ``probability``; draws a number only when it is strictly between 0 and 1."""
+    if probability >= 1.0:
+        return True
+    return probability > 0.0 and float(torch.rand((), generator=generator)) < probability
 
 
 def _resample(image: torch.Tensor, factor: float) -> torch.Tensor:
@@ -174,11 +183,23 @@ def _resample(image: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def _jpeg_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode a [0, 1] image as JPEG at ``quality`` and decode it again."""
-    as_bytes = (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
-    if as_bytes.shape[0] not in (1, 3):
+    """Encode a [0, 1] image as JPEG at ``quality`` and decode it again (Pillow's codec)."""
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    if image.shape[0] not in (1, 3):
         return image
-    return TF.jpeg(as_bytes, quality).to(image.dtype) / 255.0
+    as_bytes = (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = BytesIO()
+    Image.fromarray(as_bytes[..., 0] if image.shape[0] == 1 else as_bytes).save(
+        buffer, format="JPEG", quality=quality
+    )
+    decoded = np.asarray(Image.open(buffer))
+    if decoded.ndim == 2:
+        decoded = decoded[..., None]
+    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).to(image.dtype) / 255.0
 
 
 def augment_image(
