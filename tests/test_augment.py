@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,3 +110,20 @@ def test_blur_and_resampling_probabilities():
         for s in range(40)
     ]
     assert 8 < sum(changed) < 32  # about half
+
+
+def test_photo_variants_are_seeded_degraded_copies_of_the_photo():
+    from eyescan.imaging.augment import PhotoVariants
+
+    rng = np.random.default_rng(0)
+    photo = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
+    variants = PhotoVariants.from_dict({"copies": 4, "jpeg": [20, 40], "resample": [0.5, 0.5]})
+    copies = variants.make(photo, seed=3)
+    assert len(copies) == 4
+    assert all(c.shape == photo.shape and c.dtype == np.uint8 for c in copies)
+    assert all(np.abs(c.astype(int) - photo).mean() > 5 for c in copies)  # each one degraded
+    again = variants.make(photo, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(copies, again))
+    assert PhotoVariants().make(photo, seed=0) == []  # off by default
+    with pytest.raises(ValueError, match="photo_variants"):
+        PhotoVariants.from_dict({"copy": 2})

@@ -224,3 +224,76 @@ def augment_image(
             interpolation=InterpolationMode.BILINEAR,
         )
     return photometric(image, config, generator)
+
+
+@dataclass
+class PhotoVariants:
+    """Degraded copies of whole photographs, made once before preprocessing.
+
+    Patch augmentation acts on the preprocessed image (after contrast
+    enhancement), where a JPEG block or a lost resolution is not what a camera
+    gives: enhancement amplifies them. A recipe's ``"photo_variants"`` object makes
+    ``copies`` degraded versions of each training photo at its own resolution —
+    each a JPEG round trip (quality in ``jpeg``, probability ``jpeg_p``), a
+    lower-resolution camera (down by a factor in ``resample`` and back,
+    ``resample_p``), a Gaussian blur (σ in ``blur``, ``blur_p``) or several —
+    which then go through the task's preprocessing like any photo; training draws
+    a variant instead of the original with probability ``p``.
+    """
+
+    copies: int = 0
+    p: float = 0.5
+    jpeg: tuple[int, int] = (25, 90)
+    jpeg_p: float = 0.6
+    resample: tuple[float, float] = (0.4, 0.8)
+    resample_p: float = 0.4
+    blur: tuple[float, float] = (0.5, 1.5)
+    blur_p: float = 0.3
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> PhotoVariants:
+        """From a recipe's ``photo_variants`` object; unknown keys are a clear error."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"recipe 'photo_variants': unknown key(s) {', '.join(unknown)}")
+        for name in ("jpeg", "resample", "blur"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+    def make(self, photo: Any, seed: int) -> list[Any]:
+        """``copies`` degraded versions of an H×W×3 uint8 photo (same size), seeded."""
+        from io import BytesIO
+
+        import numpy as np
+        from PIL import Image, ImageFilter
+
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(self.copies):
+            image = Image.fromarray(photo)
+            changed = False
+            while not changed:  # every copy differs from the photo in at least one way
+                if rng.random() < self.blur_p:
+                    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*self.blur)))
+                    changed = True
+                if rng.random() < self.resample_p:
+                    factor = rng.uniform(*self.resample)
+                    small = (
+                        max(1, round(image.width * factor)),
+                        max(1, round(image.height * factor)),
+                    )
+                    image = image.resize(small, Image.Resampling.BOX).resize(
+                        photo.shape[1::-1], Image.Resampling.BICUBIC
+                    )
+                    changed = True
+                if rng.random() < self.jpeg_p:
+                    buffer = BytesIO()
+                    image.save(
+                        buffer, format="JPEG", quality=int(rng.integers(*self.jpeg, endpoint=True))
+                    )
+                    image = Image.open(buffer).convert("RGB")
+                    changed = True
+            out.append(np.asarray(image, dtype=np.uint8))
+        return out

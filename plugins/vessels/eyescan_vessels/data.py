@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -366,13 +367,19 @@ def enhance(image: np.ndarray) -> np.ndarray:
 
 
 def load_sample(
-    sample: Sample, threshold: int | None = None, fov_diameter: float | None = None
-) -> LoadedSample:
+    sample: Sample,
+    threshold: int | None = None,
+    fov_diameter: float | None = None,
+    variants: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+) -> LoadedSample | list[LoadedSample]:
     """Decode a sample; the FOV is estimated when the data set ships none.
 
     ``threshold`` is the reader's mask threshold (:func:`mask_threshold`).
     ``fov_diameter`` (training at a model scale): photo and masks are resampled so
     that the FOV's diameter is that many pixels (``scale.to_diameter``).
+    ``variants`` (training): makes degraded copies of the photo at its own size
+    (``api.augment.PhotoVariants.make``); the sample is then returned as a list,
+    the photo first, each copy preprocessed like it and sharing its masks.
     """
     original = imageio.read_image(sample.image)
     vessels = imageio.read_mask(sample.masks["vessels"], threshold)
@@ -382,8 +389,13 @@ def load_sample(
             f"{sample.image}: mask size {vessels.shape} does not match the image "
             f"{original.shape[:2]}"
         )
-    if fov_diameter:
-        from eyescan_vessels.scale import to_diameter
+    photos = [original, *(variants(original) if variants else [])]
+    loaded = []
+    for photo in photos:
+        masks = vessels, fov
+        if fov_diameter:
+            from eyescan_vessels.scale import to_diameter
 
-        original, vessels, fov = to_diameter(original, vessels, fov, fov_diameter)
-    return LoadedSample(sample.id, enhance(original), vessels, fov, original)
+            photo, *masks = to_diameter(photo, vessels, fov, fov_diameter)
+        loaded.append(LoadedSample(sample.id, enhance(photo), *masks, photo))
+    return loaded if variants else loaded[0]

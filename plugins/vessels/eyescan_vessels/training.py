@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from eyescan_vessels.inference import THRESHOLD, normalise, probability_map
 #: training images are held out by ``api.splits.hold_out`` (seeded). The optional key
 #: ``fov_diameter`` (pixels; not a default, so older recipes hash as before) trains at
 #: that scale: every photo is resampled to it and the card gets ``model_scale`` (scale.py).
+#: The optional ``photo_variants`` (``api.augment.PhotoVariants``) adds degraded copies of
+#: each training photo (JPEG, lower resolution, blur) made before preprocessing.
 DEFAULT_RECIPE: dict[str, Any] = {
     "epochs": 40,
     "batch_size": 4,
@@ -78,9 +81,15 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     chosen, threshold = read_data(registry, data, "train", options)
     train_samples, val_samples = validation_split(chosen.samples, extra, config.seed)
     diameter = extra.get("fov_diameter")  # None: every photo at its own size
-    train_set = [load_sample(s, threshold, diameter) for s in train_samples]
+    variants = augment.PhotoVariants.from_dict(extra.get("photo_variants"))
+    train_set, train_tensors = [], []  # per photo: the photo's tensors, then its copies'
+    for index, sample in enumerate(train_samples):
+        make = partial(variants.make, seed=config.seed * 1009 + index) if variants.copies else None
+        copies = load_sample(sample, threshold, diameter, make)
+        copies = copies if isinstance(copies, list) else [copies]
+        train_set.append(copies[0])
+        train_tensors.append([_tensors(c) for c in copies])
     val_set = [load_sample(s, threshold, diameter) for s in val_samples]
-    train_tensors = [_tensors(s) for s in train_set]
     patch, per_epoch = int(extra["patch_size"]), int(extra["patches_per_epoch"])
 
     def train_batches(epoch: int):
@@ -89,7 +98,11 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
             images, targets, fovs = [], [], []
             for _ in range(config.batch_size):
                 index = int(torch.randint(len(train_tensors), (1,), generator=generator))
-                image, masks = train_tensors[index]
+                copies = train_tensors[index]
+                pick = 0
+                if len(copies) > 1 and float(torch.rand((), generator=generator)) < variants.p:
+                    pick = 1 + int(torch.randint(len(copies) - 1, (1,), generator=generator))
+                image, masks = copies[pick]
                 img, msk = augment.augment_patch(
                     image, masks, patch, augmentation, generator, masks[1] > 0
                 )

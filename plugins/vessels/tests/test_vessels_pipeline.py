@@ -75,10 +75,13 @@ def test_drive_reader_marks_the_splits_of_real_drive():
     chosen = {k: read_split(registry, "vessels", DRIVE, k).samples for k in ("train", "test")}
     assert not splits.overlap(chosen["train"], chosen["test"])
     # the DRIVE recipes' validation images are DRIVE ids, the last three training images
-    # (drive-chase-cpu.json takes its validation images from the manifest's "val" rows)
+    # (drive-chase-*.json take theirs from the manifest's "val" rows, chase-*.json CHASE_DB1's
+    # child 10, a training child)
     fixed = [json.loads(r.read_text()) for r in RECIPES.glob("*.json")]
-    fixed = [r for r in fixed if "val_ids" in r]
-    assert len(fixed) >= 2 and all(r["val_ids"] == train[-3:] for r in fixed)
+    drive = [r for r in fixed if any(v.endswith("_training") for v in r.get("val_ids", []))]
+    assert len(drive) >= 2 and all(r["val_ids"] == train[-3:] for r in drive)
+    chase = [r for r in fixed if any(v.startswith("Image_") for v in r.get("val_ids", []))]
+    assert chase and all(r["val_ids"] == ["Image_10L", "Image_10R"] for r in chase)
 
 
 def test_drive_masks_read_as_before(tmp_path):
@@ -169,6 +172,23 @@ def test_unknown_augment_key_is_refused(tiny_run, tmp_path):
     recipe.write_text(json.dumps({**TINY_RECIPE, "augment": {"rotate": 10}}))
     result = invoke_cli("train", "vessels", data, "--config", recipe, "--out", tmp_path / "r")
     assert result.exit_code != 0 and "rotate" in result.output
+
+
+def test_train_with_photo_variants_and_camera_augmentation(tiny_run, tmp_path):
+    data, _ = tiny_run
+    recipe = tmp_path / "recipe.json"
+    camera = {"gamma": 0.5, "blur": 1.0, "blur_p": 0.5, "jpeg": 0.5, "scale": [0.8, 1.2]}
+    recipe.write_text(
+        json.dumps({**TINY_RECIPE, "photo_variants": {"copies": 2, "p": 0.9}, "augment": camera})
+    )
+    result = invoke_cli(
+        "train", "vessels", data, "--config", recipe, "--out", tmp_path / "r", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**TINY_RECIPE, "photo_variants": {"copy": 2}}))
+    refused = invoke_cli("train", "vessels", data, "--config", bad, "--out", tmp_path / "b")
+    assert refused.exit_code != 0 and "photo_variants" in refused.output
 
 
 def test_predict_writes_outputs_and_valid_json(tiny_run, tmp_path):
@@ -342,6 +362,41 @@ def test_shipped_weights_reproduce_their_chase_card_and_readme_row(model):
     assert any(quoted in line for line in rows), f"README has no `{model}` CHASE row {quoted}"
 
 
+def _kept_runs() -> list[tuple[str, str]]:
+    """(weights file under ``weights/SUBDIR/``, data set) for every test evaluation its card
+    records: the comparison models the README's cross-data-set tables quote."""
+    found = []
+    for path in sorted(SHIPPED.glob("*/*.safetensors")):
+        card = json.loads(path.with_suffix(".json").read_text())
+        for key in sorted(card.get("evaluations", {})):
+            name, split = key.split("/")
+            if split == "test" and name in ("DRIVE", "CHASE_DB1"):
+                found.append((str(path.relative_to(SHIPPED)), name))
+    return found
+
+
+@pytest.mark.parametrize(("weights", "data_set"), _kept_runs())
+def test_kept_comparison_models_reproduce_their_cross_data_set_rows(weights, data_set):
+    """The DRIVE-only, CHASE_DB1-only and earlier DRIVE + CHASE_DB1 models (``weights/*/``):
+    ``evaluate --weights`` gives the card's numbers and the README quotes them with their
+    intervals, as robustness.py --cross prints them."""
+    data = DRIVE.parent / data_set
+    if not data.exists():
+        pytest.skip(f"{data_set} not found at {data}")
+    path = SHIPPED / weights
+    card = json.loads(path.with_suffix(".json").read_text())["evaluations"][f"{data_set}/test"]
+    result = invoke_cli("evaluate", "vessels", data, "--weights", path, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json_lines(result.stdout)[-1]
+    for key in ("auc_roc", "f1", "sensitivity"):
+        assert summary[key] == pytest.approx(card[key], abs=5e-5), key
+    cells = [
+        "{:.4f} [{:.4f}–{:.4f}]".format(summary[k], *summary["ci95"][k]) for k in ("auc_roc", "f1")
+    ]
+    quoted = f"| {data_set} | test | {summary['images']} | {cells[0]} | {cells[1]} |"
+    assert quoted in README.read_text(), f"README has no {weights} row {quoted}"
+
+
 def test_fov_is_estimated_without_mask():
     from eyescan_vessels.task import VesselsTask
 
@@ -349,3 +404,19 @@ def test_fov_is_estimated_without_mask():
     item = VesselsTask().preprocess(sample.image, "x")
     assert (item["fov"] == sample.fov).mean() > 0.97
     assert item["image"].dtype == np.float32
+
+
+def test_photo_variants_share_the_photos_masks(tmp_path):
+    from eyescan.api import augment
+    from eyescan_vessels.data import load_sample
+
+    data = write_drive_layout(tmp_path, n_train=1, n_test=0, size=64)
+    sample = DriveReader().read(data)[0]
+    make = augment.PhotoVariants(copies=2).make
+    loaded = load_sample(sample, fov_diameter=48, variants=lambda photo: make(photo, seed=0))
+    assert len(loaded) == 3
+    first = loaded[0]
+    assert not np.array_equal(loaded[1].original, first.original)
+    for copy in loaded[1:]:
+        assert copy.image.shape == first.image.shape
+        assert np.array_equal(copy.vessels, first.vessels) and np.array_equal(copy.fov, first.fov)
