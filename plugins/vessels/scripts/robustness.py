@@ -16,6 +16,10 @@ a Markdown row per set gives AUC-ROC, F1, sensitivity, the smallest per-image
 sensitivity, ΔAUC against the unchanged images and whether the goal (AUC within
 0.01 of the unchanged images) holds.
 
+``--validation``: the same variants of DRIVE's validation images (training 38-40,
+held out by every recipe) instead of its test images, for choosing between
+models without looking at the test set.
+
 Cross-data-set (``--cross DATA``): scores the model on another data set's
 ``--split`` (default test): pooled numbers, the smallest per-image sensitivity
 and the images with sensitivity < 0.5 (goal: AUC ≥ 0.95, none below 0.5).
@@ -106,30 +110,39 @@ def save_label(label: np.ndarray, path: Path) -> None:
     Image.fromarray(label.astype(np.uint8) * 255).save(path)
 
 
-def drive_test(drive: Path) -> list[tuple[Path, Path, Path]]:
-    """(image, manual label, FOV mask) of each DRIVE test image."""
-    folder = drive / "test"
+#: ``--validation``: DRIVE's training images 38-40, the validation images of every recipe.
+VALIDATION = ("training", ("38", "39", "40"))
+
+
+def drive_test(drive: Path, source: tuple[str, tuple[str, ...] | None] = ("test", None)):
+    """(image, manual label, FOV mask) of each DRIVE test image (or of ``source``:
+    the folder and the image numbers to take)."""
+    part, numbers = source
+    folder = drive / part
     triples = []
     for image in sorted((folder / "images").glob("*.tif")):
         number = image.stem.split("_")[0]
+        if numbers is not None and number not in numbers:
+            continue
         manual = folder / "1st_manual" / f"{number}_manual1.gif"
         mask = folder / "mask" / f"{image.stem}_mask.gif"
         if not manual.exists() or not mask.exists():
             raise SystemExit(f"{image}: no {manual.name} or {mask.name} beside it")
         triples.append((image, manual, mask))
     if not triples:
-        raise SystemExit(f"{drive}: no DRIVE test images (test/images/*.tif)")
+        raise SystemExit(f"{drive}: no DRIVE images in {part}/images/*.tif")
     return triples
 
 
-def make_variant(drive: Path, name: str, out: Path) -> Path:
-    """Write variant ``name`` of DRIVE test into ``out`` (DRIVE layout); returns ``out``.
+def make_variant(drive: Path, name: str, out: Path, source=("test", None)) -> Path:
+    """Write variant ``name`` of DRIVE test (or ``source``) into ``out``, as DRIVE's test
+    layout; returns ``out``. ``unchanged`` copies the images as they are.
 
     A folder already holding every image is kept as it is (re-runs with ``--work``).
     """
     from eyescan.api import imageio
 
-    triples = drive_test(drive)
+    triples = drive_test(drive, source)
     folders = {part: out / "test" / part for part in ("images", "1st_manual", "mask")}
     if all((folders["images"] / image.name).exists() for image, _, _ in triples):
         return out
@@ -137,8 +150,8 @@ def make_variant(drive: Path, name: str, out: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     for image_path, manual, mask in triples:
         image = imageio.read_image(image_path)
-        if name in PHOTOMETRIC:
-            changed = PHOTOMETRIC[name](image)
+        if name in PHOTOMETRIC or name == UNCHANGED:
+            changed = PHOTOMETRIC[name](image) if name in PHOTOMETRIC else image
             shutil.copyfile(manual, folders["1st_manual"] / manual.name)
             shutil.copyfile(mask, folders["mask"] / mask.name)
         else:
@@ -247,14 +260,19 @@ def run_robustness(args: argparse.Namespace, model_args: list[str]) -> list[dict
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     work = outside_repo(args.work) if args.work else Path(tempfile.mkdtemp(prefix="eyescan-rob-"))
+    source = VALIDATION if args.validation else ("test", None)
+    root = work / "validation" if args.validation else work
     try:
-        _say(f"unchanged: {args.data}")
-        base = row(UNCHANGED, args.data, evaluate(args.data, model_args))
+        unchanged = args.data  # DRIVE test as it is; the validation images in a test layout
+        if args.validation:
+            unchanged = make_variant(args.data, UNCHANGED, root / UNCHANGED, source)
+        _say(f"unchanged: {unchanged}")
+        base = row(UNCHANGED, unchanged, evaluate(unchanged, model_args))
         base.update(delta_auc=None, goal_met=None)
         rows = [base]
         for name in names:
-            _say(f"{name}: making and evaluating in {work / slug(name)}")
-            folder = make_variant(args.data, name, work / slug(name))
+            _say(f"{name}: making and evaluating in {root / slug(name)}")
+            folder = make_variant(args.data, name, root / slug(name), source)
             r = row(name, folder, evaluate(folder, model_args))
             delta = r["auc_roc"] - base["auc_roc"]
             r.update(delta_auc=delta, goal_met=abs(delta) <= AUC_TOLERANCE)
@@ -287,6 +305,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, help="weights file (default: the shipped ones)")
     parser.add_argument("--work", type=Path, help="folder for the variants (kept; outside repo)")
     parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="variants of DRIVE's validation images (training 38-40), for choosing models",
+    )
     parser.add_argument("--cross", type=Path, action="append", help="cross-data-set DATA")
     parser.add_argument("--split", default="test", help="split of --cross data (default test)")
     parser.add_argument("--json", action="store_true", help="one JSON object per row")

@@ -119,3 +119,22 @@ def test_work_folder_inside_the_repository_is_refused(tiny):
     with pytest.raises(SystemExit, match="inside the repository"):
         robustness.main([str(data), "--work", str(robustness.ROOT / "scratch")])
     assert not (robustness.ROOT / "scratch").exists()
+
+
+def test_validation_mode_varies_the_validation_images_not_the_test_ones(
+    tiny, tmp_path, capsys, monkeypatch
+):
+    data, weights = tiny
+    monkeypatch.setattr(robustness, "VALIDATION", ("training", ("22", "23")))  # 3-image layout
+    work = tmp_path / "work"
+    args = [str(data), "--weights", str(weights), "--work", str(work), "--validation", "--json"]
+    robustness.main([*args, "--variants", "JPEG quality 40"])
+    lines = json_lines(capsys.readouterr().out)
+    assert [line["variant"] for line in lines] == ["unchanged", "JPEG quality 40"]
+    assert all(line["images"] == 2 for line in lines)
+    for name in ("unchanged", "jpeg-quality-40"):
+        written = sorted(p.name for p in (work / "validation" / name / "test" / "images").iterdir())
+        assert written == ["22_training.tif", "23_training.tif"]
+    unchanged = work / "validation" / "unchanged" / "test" / "images" / "22_training.tif"
+    original = data / "training" / "images" / "22_training.tif"
+    assert np.array_equal(imageio.read_image(unchanged), imageio.read_image(original))
