@@ -47,18 +47,24 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
         """From a recipe's ``augment`` object; unknown keys are a clear error."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"recipe 'augment': unknown key(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        for name in ("scale", "resample", "jpeg_quality"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
+        return _from_recipe(cls, "augment", values)
+
+
+def _from_recipe(cls: type, key: str, values: dict[str, Any] | None) -> Any:
+    """Dataclass ``cls`` from the recipe object ``key``: unknown keys are a clear error,
+    lists become the tuples the ranges are declared as."""
+    values = dict(values or {})
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(
+            f"recipe '{key}': unknown key(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    for name, value in values.items():
+        if str(known[name].type).startswith("tuple") and isinstance(value, list):
+            values[name] = tuple(value)
+    return cls(**values)
 
 
 def random_crop_box(
@@ -183,23 +189,31 @@ def _resample(image: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def _jpeg_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode a [0, 1] image as JPEG at ``quality`` and decode it again (Pillow's codec)."""
-    from io import BytesIO
-
+    """Encode a [0, 1] C×H×W image as JPEG at ``quality`` and decode it again."""
     import numpy as np
     from PIL import Image
 
     if image.shape[0] not in (1, 3):
         return image
     as_bytes = (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    buffer = BytesIO()
-    Image.fromarray(as_bytes[..., 0] if image.shape[0] == 1 else as_bytes).save(
-        buffer, format="JPEG", quality=quality
-    )
-    decoded = np.asarray(Image.open(buffer))
+    picture = Image.fromarray(as_bytes[..., 0] if image.shape[0] == 1 else as_bytes)
+    decoded = np.asarray(jpeg_round_trip(picture, quality))
     if decoded.ndim == 2:
         decoded = decoded[..., None]
     return torch.from_numpy(decoded.copy()).permute(2, 0, 1).to(image.dtype) / 255.0
+
+
+def jpeg_round_trip(picture: Any, quality: int) -> Any:
+    """A Pillow image encoded as JPEG at ``quality`` and decoded (Pillow's codec)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    picture.save(buffer, format="JPEG", quality=quality)
+    decoded = Image.open(buffer)
+    decoded.load()
+    return decoded
 
 
 def augment_image(
@@ -253,19 +267,10 @@ class PhotoVariants:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> PhotoVariants:
         """From a recipe's ``photo_variants`` object; unknown keys are a clear error."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"recipe 'photo_variants': unknown key(s) {', '.join(unknown)}")
-        for name in ("jpeg", "resample", "blur"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
+        return _from_recipe(cls, "photo_variants", values)
 
     def make(self, photo: Any, seed: int) -> list[Any]:
         """``copies`` degraded versions of an H×W×3 uint8 photo (same size), seeded."""
-        from io import BytesIO
-
         import numpy as np
         from PIL import Image, ImageFilter
 
@@ -289,11 +294,8 @@ class PhotoVariants:
                     )
                     changed = True
                 if rng.random() < self.jpeg_p:
-                    buffer = BytesIO()
-                    image.save(
-                        buffer, format="JPEG", quality=int(rng.integers(*self.jpeg, endpoint=True))
-                    )
-                    image = Image.open(buffer).convert("RGB")
+                    quality = int(rng.integers(*self.jpeg, endpoint=True))
+                    image = jpeg_round_trip(image, quality).convert("RGB")
                     changed = True
             out.append(np.asarray(image, dtype=np.uint8))
         return out

@@ -367,20 +367,26 @@ def enhance(image: np.ndarray) -> np.ndarray:
 
 
 def load_sample(
-    sample: Sample,
-    threshold: int | None = None,
-    fov_diameter: float | None = None,
-    variants: Callable[[np.ndarray], list[np.ndarray]] | None = None,
-) -> LoadedSample | list[LoadedSample]:
+    sample: Sample, threshold: int | None = None, fov_diameter: float | None = None
+) -> LoadedSample:
     """Decode a sample; the FOV is estimated when the data set ships none.
 
     ``threshold`` is the reader's mask threshold (:func:`mask_threshold`).
     ``fov_diameter`` (training at a model scale): photo and masks are resampled so
     that the FOV's diameter is that many pixels (``scale.to_diameter``).
-    ``variants`` (training): makes degraded copies of the photo at its own size
-    (``api.augment.PhotoVariants.make``); the sample is then returned as a list,
-    the photo first, each copy preprocessed like it and sharing its masks.
     """
+    return load_with_variants(sample, threshold, fov_diameter)[0]
+
+
+def load_with_variants(
+    sample: Sample,
+    threshold: int | None = None,
+    fov_diameter: float | None = None,
+    variants: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+) -> list[LoadedSample]:
+    """:func:`load_sample`, then degraded copies of the photo made at its own size by
+    ``variants`` (``api.augment.PhotoVariants.make``; training): the photo first, each
+    copy preprocessed like it and sharing its masks."""
     original = imageio.read_image(sample.image)
     vessels = imageio.read_mask(sample.masks["vessels"], threshold)
     fov = imageio.read_mask(sample.fov, threshold) if sample.fov else fundus.fov_mask(original)
@@ -389,13 +395,12 @@ def load_sample(
             f"{sample.image}: mask size {vessels.shape} does not match the image "
             f"{original.shape[:2]}"
         )
-    photos = [original, *(variants(original) if variants else [])]
     loaded = []
-    for photo in photos:
+    for photo in [original, *(variants(original) if variants else [])]:
         masks = vessels, fov
         if fov_diameter:
             from eyescan_vessels.scale import to_diameter
 
             photo, *masks = to_diameter(photo, vessels, fov, fov_diameter)
         loaded.append(LoadedSample(sample.id, enhance(photo), *masks, photo))
-    return loaded if variants else loaded[0]
+    return loaded

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from eyescan.api import augment, get_registry, init, metrics, recipes, splits, training
-from eyescan_vessels.data import LoadedSample, load_sample, read_data
+from eyescan_vessels.data import LoadedSample, load_sample, load_with_variants, read_data
 from eyescan_vessels.inference import THRESHOLD, normalise, probability_map
 
 #: The seed's recipe (BCE, SGD lr 0.001, batch 4, 40 epochs). Override with --config.
@@ -85,8 +85,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     train_set, train_tensors = [], []  # per photo: the photo's tensors, then its copies'
     for index, sample in enumerate(train_samples):
         make = partial(variants.make, seed=config.seed * 1009 + index) if variants.copies else None
-        copies = load_sample(sample, threshold, diameter, make)
-        copies = copies if isinstance(copies, list) else [copies]
+        copies = load_with_variants(sample, threshold, diameter, make)
         train_set.append(copies[0])
         train_tensors.append([_tensors(c) for c in copies])
     val_set = [load_sample(s, threshold, diameter) for s in val_samples]

@@ -408,14 +408,15 @@ def test_fov_is_estimated_without_mask():
 
 def test_photo_variants_share_the_photos_masks(tmp_path):
     from eyescan.api import augment
-    from eyescan_vessels.data import load_sample
+    from eyescan_vessels.data import load_sample, load_with_variants
 
     data = write_drive_layout(tmp_path, n_train=1, n_test=0, size=64)
     sample = DriveReader().read(data)[0]
     make = augment.PhotoVariants(copies=2).make
-    loaded = load_sample(sample, fov_diameter=48, variants=lambda photo: make(photo, seed=0))
+    loaded = load_with_variants(sample, fov_diameter=48, variants=lambda photo: make(photo, seed=0))
     assert len(loaded) == 3
     first = loaded[0]
+    assert np.array_equal(first.image, load_sample(sample, fov_diameter=48).image)
     assert not np.array_equal(loaded[1].original, first.original)
     for copy in loaded[1:]:
         assert copy.image.shape == first.image.shape
