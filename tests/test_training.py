@@ -70,6 +70,35 @@ def test_early_stopping(tmp_path):
     assert result.stopped_early and result.epochs_run == 3
 
 
+def test_selection_by_a_validation_metric_keeps_its_best_epoch(tmp_path):
+    batches, val, mse = _problem()
+    scores = iter([0.2, 0.9, 0.5, 0.1])  # epoch 2 is best by the metric, not by the loss
+    config = TrainConfig(epochs=4, optimizer="adam", lr=0.05, extra={"select": "kappa"})
+    result = fit(
+        torch.nn.Linear(3, 1), batches, val, [mse], config, tmp_path, {"model": "lin"},
+        validate=lambda model: {"kappa": next(scores)},
+    )  # fmt: skip
+    summary = result.summary()
+    assert (summary["selected_by"], summary["best_epoch"], summary["best_val_kappa"]) == (
+        "val_kappa", 2, 0.9,
+    )  # fmt: skip
+    card = json.loads((tmp_path / "lin.json").read_text())["training"]
+    assert card["selected_by"] == "val_kappa" and card["val_kappa"] == 0.9
+    assert card["best_epoch"] == 2
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_more(tmp_path):
+    batches, val, mse = _problem()
+    config = TrainConfig(epochs=50, optimizer="sgd", lr=0.0, patience=2)
+    fit(torch.nn.Linear(3, 1), batches, val, [mse], config, tmp_path, {"model": "lin"})
+    before = (tmp_path / "metrics.jsonl").read_text()
+    result = fit(
+        torch.nn.Linear(3, 1), batches, val, [mse], config, tmp_path, {"model": "lin"}, resume=True
+    )
+    assert result.stopped_early and result.epochs_run == 3
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
 def test_nan_loss_stops_with_clear_message(tmp_path):
     batches, val, _ = _problem()
     nan = WeightedLoss("nan", lambda out, b: out.sum() * float("nan"))

@@ -1,10 +1,12 @@
 """One training loop for every task.
 
 :func:`fit` trains a model on batches (dicts of tensors) with a weighted sum
-of losses, validates every epoch, keeps the best weights by validation loss
-(safetensors + model card), checkpoints every epoch so ``resume=True`` picks
-up where a run stopped, stops early after ``patience`` epochs without
-improvement, and writes one JSON line of metrics per epoch.
+of losses, validates every epoch, keeps the best weights by validation loss,
+or by the validation metric the recipe's ``"select"`` names (``"kappa"``,
+``"map"``: a key of ``validate``'s scores, maximised; safetensors + model
+card), checkpoints every epoch so ``resume=True`` picks up where a run stopped,
+stops early after ``patience`` epochs without improvement, and writes one JSON
+line of metrics per epoch.
 
 A checkpoint records whose run it is (task, model, model options and the
 recipe's hash, :func:`run_identity`); ``resume`` refuses another run's
@@ -185,7 +187,8 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, Any]]
     stopped_early: bool
-    selected_by: str = "val_loss"  # or "train_loss" when there was no validation data
+    selected_by: str = "val_loss"  # or "train_loss" without validation data, or "val_METRIC"
+    maximised: bool = False  # selected_by is a metric to maximise (best_val_loss is its negative)
 
     def summary(self) -> dict[str, Any]:
         """The run's lines of a train summary (weights, best epoch and its selection loss)."""
@@ -193,7 +196,9 @@ class FitResult:
             "weights": str(self.best_weights),
             "best_epoch": self.best_epoch,
             "selected_by": self.selected_by,
-            f"best_{self.selected_by}": self.best_val_loss,
+            f"best_{self.selected_by}": -self.best_val_loss
+            if self.maximised
+            else self.best_val_loss,
             "epochs_run": self.epochs_run,
             "stopped_early": self.stopped_early,
         }
@@ -249,7 +254,10 @@ def fit(
     history: list[dict[str, Any]] = []
     start_epoch, best_loss, best_epoch, bad_epochs = 1, math.inf, 0, 0
     identity = run_identity(card, config)
-    selected_by = "val_loss" if val_batches is not None else "train_loss"
+    select = config.extra.get("select") if validate is not None else None
+    selected_by = (
+        f"val_{select}" if select else "val_loss" if val_batches is not None else "train_loss"
+    )
     if selected_by == "train_loss":
         emit(
             {
@@ -275,9 +283,10 @@ def fit(
     net = distributed.wrap(model, device, bool(config.extra.get("find_unused_parameters")))
     scaler = torch.amp.GradScaler(torch.device(device).type, enabled=config.amp == "fp16")
 
-    stopped_early = False
+    # A run that had stopped early stays stopped when resumed (no extra epoch).
+    stopped_early = config.patience is not None and bad_epochs >= config.patience
     epoch = start_epoch - 1
-    for epoch in range(start_epoch, config.epochs + 1):
+    for epoch in range(start_epoch, config.epochs + 1 if not stopped_early else start_epoch):
         net.train()
         started = time.perf_counter()
         sums: dict[str, float] = {}
@@ -332,6 +341,8 @@ def fit(
         record["seconds"] = round(time.perf_counter() - started, 2)
         if scheduler is not None:
             scheduler.step()
+        if select:  # a validation metric to maximise: its negative is the selection loss
+            val_loss = -float(record.get(f"val_{select}", -math.inf))
         improved = val_loss < best_loss
         if improved:
             best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
@@ -347,7 +358,7 @@ def fit(
                         "recipe_sha256": identity["recipe_sha256"],
                         "best_epoch": epoch,
                         "selected_by": selected_by,
-                        selected_by: val_loss,
+                        selected_by: -val_loss if select else val_loss,
                         **({"processes": world} if world > 1 else {}),
                     },
                 },
@@ -379,7 +390,9 @@ def fit(
             stopped_early = True
             break
     distributed.barrier()  # rank 0's files exist before any process returns
-    return FitResult(best_path, best_epoch, best_loss, epoch, history, stopped_early, selected_by)
+    return FitResult(
+        best_path, best_epoch, best_loss, epoch, history, stopped_early, selected_by, bool(select)
+    )
 
 
 #: Files a training run leaves in its ``--out`` folder (and sub-folders of cascades).

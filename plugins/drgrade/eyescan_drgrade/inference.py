@@ -193,7 +193,9 @@ def predict_items(
             keep = found["scores"] >= detector.score_threshold
             names = [n for n, k in zip(found["labels"], keep) if k]
             summary = lesion_summary(names, boxes[keep])
-            by_lesions = grade_from_lesions(summary["counts"], detector.severe_haemorrhages)
+            by_lesions = grade_from_lesions(
+                summary["counts"], detector.severe_haemorrhages, detector.moderate_lesions
+            )
             values["grade_lesions"] = by_lesions
             values["lesion_counts"] = summary["counts"]
             values["lesion_areas_px"] = summary["areas"]

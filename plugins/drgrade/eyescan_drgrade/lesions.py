@@ -82,22 +82,27 @@ def lesion_summary(
     return {"counts": counts, "areas": {k: round(v, 1) for k, v in areas.items()}}
 
 
-def grade_from_lesions(counts: dict[str, int], severe_haemorrhages: int = 10) -> int:
+def grade_from_lesions(
+    counts: dict[str, int], severe_haemorrhages: int = 10, moderate_lesions: int = 1
+) -> int:
     """Lesion-based grade (0-3) from lesion counts; the documented rule.
 
-    0 no lesion; 1 microaneurysms only (mild); 2 any haemorrhage or hard
-    exudate (moderate); 3 at least ``severe_haemorrhages`` haemorrhages
-    (severe; a count stand-in for the ICDR 4-2-1 rule). Grade 4 needs
-    neovascularisation, which the detector does not look for.
+    0 no lesion; 3 at least ``severe_haemorrhages`` haemorrhages (severe; a
+    count stand-in for the ICDR 4-2-1 rule); 2 at least ``moderate_lesions``
+    haemorrhages and hard exudates together (moderate); 1 fewer, or
+    microaneurysms only (mild). Grade 4 needs neovascularisation, which the
+    detector does not look for. Both counts are detector options, chosen on
+    validation images (``scripts/calibrate_screen.py``): where haemorrhage boxes
+    also hold microaneurysms (CODRAS), one box is not yet moderate DR.
     """
     n_ma = counts.get("microaneurysm", 0)
     n_haem = counts.get("haemorrhage", 0)
     n_ex = counts.get("hard_exudate", 0)
     if n_haem >= severe_haemorrhages:
         return 3
-    if n_haem or n_ex:
+    if n_haem + n_ex >= max(1, moderate_lesions):
         return 2
-    return 1 if n_ma else 0
+    return 1 if n_ma or n_haem or n_ex else 0
 
 
 def combine_grades(classifier: int | None, lesions: int | None, rule: str = "max") -> int:

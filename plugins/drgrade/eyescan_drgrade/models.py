@@ -125,7 +125,8 @@ class LesionDetector(FasterRCNN):
     small lesions, and a ``representation``-wide box head. Input: square images
     of ``image_size`` pixels (the FOV-cropped, padded view, resized).
     ``score_threshold`` is the operating point for counting and drawing lesions;
-    ``severe_haemorrhages`` feeds the lesion-based grade; ``fov_margin`` as the
+    ``severe_haemorrhages`` and ``moderate_lesions`` feed the lesion-based grade
+    (``lesions.grade_from_lesions``); ``fov_margin`` as the
     grader's.
     """
 
@@ -137,6 +138,7 @@ class LesionDetector(FasterRCNN):
         anchor_sizes: tuple[int, ...] = (6, 12, 24, 48),
         score_threshold: float = 0.5,
         severe_haemorrhages: int = 10,
+        moderate_lesions: int = 1,
         detections_per_image: int = 150,
         fov_margin: float = 0.0,
     ):
@@ -166,11 +168,17 @@ class LesionDetector(FasterRCNN):
         self.image_size = int(image_size)
         self.score_threshold = float(score_threshold)
         self.severe_haemorrhages = int(severe_haemorrhages)
+        self.moderate_lesions = int(moderate_lesions)
         self.fov_margin = float(fov_margin)
 
 
 def large_detector(
-    image_size: int = 512, score_threshold: float = 0.5, fov_margin: float = 0.0, **_: Any
+    image_size: int = 512,
+    score_threshold: float = 0.5,
+    fov_margin: float = 0.0,
+    severe_haemorrhages: int = 10,
+    moderate_lesions: int = 1,
+    **_: Any,
 ) -> FasterRCNN:
     """torchvision's ``fasterrcnn_mobilenet_v3_large_320_fpn`` (19 M parameters), with
     anchors 16-256 for lesions; for GPUs or patient CPUs."""
@@ -190,7 +198,8 @@ def large_detector(
     model.trunk = "mobilenet_v3_large"
     model.image_size = int(image_size)
     model.score_threshold = float(score_threshold)
-    model.severe_haemorrhages = 10
+    model.severe_haemorrhages = int(severe_haemorrhages)
+    model.moderate_lesions = int(moderate_lesions)
     model.fov_margin = float(fov_margin)
     return model
 

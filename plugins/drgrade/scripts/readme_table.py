@@ -1,9 +1,10 @@
 """Print the README's result tables from ``eyescan evaluate drgrade --json`` outputs.
 
-    python plugins/drgrade/scripts/readme_table.py SCREEN.jsonl [GRADER.jsonl ...]
+    python plugins/drgrade/scripts/readme_table.py [NAME=]EVALUATION.jsonl ...
 
-The first file is the screen model's evaluation (grading + detection); the
-others are graders evaluated alone (one row each).
+One row per evaluation and grade (classifier, lesion-based, combined: what the
+evaluated model has), the DME-risk table, the confusion matrices and, for
+evaluations with lesion boxes, the detection table.
 """
 
 from __future__ import annotations
@@ -45,21 +46,18 @@ def grading_row(name: str, s: dict, prefix: str = "", auc: bool = True) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def main() -> None:
-    screen, *others = [Path(p) for p in sys.argv[1:]]
-    s = summary(screen)
-    print(f"Test split: {s['images']} images ({s['data']})\n")
-    print("| grade from | kappa (quadratic) | accuracy | referable Se | referable Sp | AUC |")
-    print("|---|---|---|---|---|---|")
-    print(grading_row("classifier (ordinal head)", s))
-    for path in others:
-        print(grading_row(f"classifier ({path.stem})", summary(path)))
-    print(grading_row("lesions (rule)", s, "lesion_grade_", auc=False))
-    print(grading_row(f"combined ({s.get('combine')})", s, "combined_", auc=False))
-    print(f"\nConfusion matrix (classifier; rows truth 0-4): {s['confusion_matrix']}\n")
+def dme_row(name: str, s: dict) -> str:
+    cells = [name, str(s["dme_images"]), cell(s, "dme_accuracy", pct), cell(s, "dme_kappa"),
+             cell(s, "joint_accuracy", pct)]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+def detection_table(s: dict) -> None:
     print("| lesion | AP@0.5 | precision | recall | test lesions |")
     print("|---|---|---|---|---|")
     for lesion in ("microaneurysm", "haemorrhage", "hard_exudate"):
+        if not s.get(f"truths_{lesion}"):
+            continue  # a class the data set does not box (CODRAS: no microaneurysm class)
         print(
             f"| {lesion} | {num(s.get(f'ap_{lesion}'))} | {pct(s.get(f'precision_{lesion}'))} "
             f"| {pct(s.get(f'recall_{lesion}'))} | {s.get(f'truths_{lesion}')} |"
@@ -69,8 +67,45 @@ def main() -> None:
         f"| {cell(s, 'detection_recall', pct)} | |"
     )
     print(f"\nPrecision/recall at score >= {s.get('score_threshold')}.")
-    if s.get("ci_method"):
-        print(f"Intervals: {s['ci_method']}.")
+
+
+def main() -> None:
+    """Arguments: ``NAME=EVALUATION.jsonl`` (a label for the table, then the file)."""
+    runs = [(a.split("=", 1) if "=" in a else (Path(a).stem, a)) for a in sys.argv[1:]]
+    runs = [(name, summary(Path(path))) for name, path in runs]
+    print("| data (images) | grade from | kappa (quadratic) | accuracy | referable Se "
+          "| referable Sp | referable AUC |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, s in runs:
+        label = f"{name} ({s['graded_images']})"
+        if "kappa" in s:
+            print(grading_row(f"{label} | classifier", s))
+        if "lesion_grade_kappa" in s:
+            print(grading_row(f"{label} | lesions (counts)", s, "lesion_grade_", auc=False))
+        if "combined_kappa" in s:
+            print(grading_row(f"{label} | combined ({s['combine']})", s, "combined_", auc=False))
+    with_dme = [(n, s) for n, s in runs if s.get("dme_images")]
+    if with_dme:
+        print("\n| data | images | DME-risk accuracy | DME-risk kappa | grade and risk right |")
+        print("|---|---|---|---|---|")
+        for name, s in with_dme:
+            print(dme_row(name, s))
+    for name, s in runs:
+        if "confusion_matrix" in s:
+            print(
+                f"\n{name}: confusion matrix (classifier; rows truth 0-4): {s['confusion_matrix']}"
+            )
+        if "dme_confusion_matrix" in s:
+            print(
+                f"{name}: DME-risk confusion matrix (rows truth 0-2): {s['dme_confusion_matrix']}"
+            )
+    for name, s in runs:
+        if s.get("annotated_images"):
+            print(f"\n{name}: lesion boxes of {s['annotated_images']} images\n")
+            detection_table(s)
+    intervals = next((s["ci_method"] for _, s in runs if s.get("ci_method")), None)
+    if intervals:
+        print(f"\nIntervals: {intervals}.")
 
 
 if __name__ == "__main__":

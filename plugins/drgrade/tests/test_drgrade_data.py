@@ -211,6 +211,11 @@ def test_lesion_rule_and_combination():
     assert grade_from_lesions({**counts, "hard_exudate": 1}) == 2
     assert grade_from_lesions({**counts, "haemorrhage": 10}) == 3
     assert grade_from_lesions({**counts, "haemorrhage": 10}, severe_haemorrhages=20) == 2
+    # A count threshold for moderate DR (CODRAS haemorrhage boxes also hold microaneurysms).
+    few = {**counts, "haemorrhage": 2, "hard_exudate": 1}
+    assert grade_from_lesions(few, moderate_lesions=4) == 1
+    assert grade_from_lesions(few, moderate_lesions=3) == 2
+    assert grade_from_lesions(counts, moderate_lesions=4) == 0
     assert combine_grades(4, 2) == 4 and combine_grades(0, 2) == 2
     assert combine_grades(0, 2, "classifier") == 0 and combine_grades(None, 1) == 1
     summary = lesion_summary(["haemorrhage", "microaneurysm"], [[0, 0, 4, 5], [1, 1, 3, 3]])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eyescan.api import DataError, find_reader, get_registry, imageio, read_split, splits, synthetic
+from eyescan.api import DataError, find_reader, get_registry, read_split, splits
 from eyescan.testing import invoke_cli, json_lines
 from eyescan_drgrade.manifest import (
     MANIFEST_COLUMNS,
@@ -26,39 +26,12 @@ RECIPE = Path(__file__).resolve().parents[1] / "eyescan_drgrade" / "recipes"
 GRADER = {"epochs": 1, "batch_size": 8, "model_options": {"image_size": 48}}
 
 
-def _photo(path: Path, seed: int, shape: tuple[int, int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.save_png(path, synthetic.make_fundus(shape, seed=seed, severity=seed % 4).image)
-
-
-def _layouts(root: Path) -> tuple[Path, Path]:
-    """IDRiD part B (official names; 10 training, 5 testing 3:2 photographs, both labels)
-    and an APTOS layout (15 square photographs, grades only)."""
-    idrid = root / "B. Disease Grading"
-    (idrid / "2. Groundtruths").mkdir(parents=True)
-    for split, word, count, first_seed in (("a", "Training", 10, 0), ("b", "Testing", 5, 50)):
-        rows = ["Image name,Retinopathy grade,Risk of macular edema "]
-        for n in range(1, count + 1):
-            name = f"IDRiD_{n:03d}"
-            _photo(idrid / "1. Original Images" / f"{split}. {word} Set" / f"{name}.png",
-                   first_seed + n, (48, 72))  # fmt: skip
-            rows.append(f"{name},{n % 5},{n % 3}")
-        table = idrid / "2. Groundtruths" / f"{split}. IDRiD_Disease Grading_{word} Labels.csv"
-        table.write_text("\n".join(rows) + "\n")
-    aptos = root / "APTOS2019"
-    rows = ["id_code,diagnosis"]
-    for n in range(15):
-        _photo(aptos / "train_images" / f"{n:03d}a1b2c3d4e.png", 100 + n, (48, 48))
-        rows.append(f"{n:03d}a1b2c3d4e,{n % 5}")
-    (aptos / "train.csv").write_text("\n".join(rows) + "\n")
-    return idrid, aptos
-
-
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory) -> tuple[Path, Path, Path]:
-    root = tmp_path_factory.mktemp("grading")
-    idrid, aptos = _layouts(root)
-    manifest = write_manifest(manifest_samples(idrid, aptos), root / "runs" / "manifest.csv")
+def layouts(grading_layouts) -> tuple[Path, Path, Path]:
+    idrid, aptos = grading_layouts
+    manifest = write_manifest(
+        manifest_samples(idrid, aptos), idrid.parent / "runs" / "manifest.csv"
+    )
     return idrid, aptos, manifest
 
 
@@ -90,9 +63,9 @@ def test_manifest_holds_out_the_same_images_as_each_data_set_alone(layouts):
     assert sum(s.source == "aptos2019" for s in train) == 10  # 1 of 3 per grade held out
 
 
-def test_grade_table_errors_on_dme_and_repeated_names(tmp_path):
-    _photo(tmp_path / "a.png", 1, (32, 32))
-    _photo(tmp_path / "sub" / "a.png", 2, (32, 32))
+def test_grade_table_errors_on_dme_and_repeated_names(tmp_path, photo):
+    photo(tmp_path / "a.png", 1, (32, 32))
+    photo(tmp_path / "sub" / "a.png", 2, (32, 32))
     table = tmp_path / "grades.csv"
     table.write_text("image,grade,dme\na.png,1,3\n")
     with pytest.raises(DataError, match=r"grades.csv:2: DME risk 3 is outside 0-2"):
