@@ -222,3 +222,51 @@ def test_resampled_detection_ap_and_rank_auc_equal_the_full_computations():
     rates = metrics.binary_rates(truth, prob, 0.5)
     full = metrics.binary_metrics(truth, prob, threshold=0.5)
     assert all(rates[k] == pytest.approx(full[k]) for k in rates)
+
+
+def test_froc_hand_computed():
+    # image A: a hit (0.9) in box 1, a false positive (0.6), box 2 missed
+    a = np.zeros((10, 10))
+    a[1, 1], a[7, 7] = 0.9, 0.6
+    a[1, 2] = 0.55  # the same component as 0.9: scored by its maximum
+    # image B: a hit (0.7), a false positive (0.8), and 0.3 below the candidate threshold
+    b = np.zeros((10, 10))
+    b[2, 6], b[8, 8], b[5, 1] = 0.7, 0.8, 0.3
+    labels, scores = metrics.lesion_candidates(a, 0.5)
+    assert labels.max() == 2 and sorted(scores) == [0.6, 0.9]
+    match_a = metrics.froc_matches(a, [[0, 0, 3, 3], [5, 0, 8, 3]], 0.5)
+    match_b = metrics.froc_matches(b, [[5.5, 1.2, 7.9, 3.1]], 0.5)
+    assert match_a[0].tolist() == [0.9, -np.inf] and match_a[1].tolist() == [0.6]
+    assert match_b[0].tolist() == [0.7] and match_b[1].tolist() == [0.8]
+    result = metrics.froc([match_a, match_b])
+    # 3 lesions, 2 images; FP scores 0.8, 0.6. At 1/8 and 1/4 FP/image no FP is allowed:
+    # only 0.9 (> 0.8) counts; from 1/2 (one FP) on, 0.7 (> 0.6) too; never box 2.
+    assert result["sensitivities"] == pytest.approx([1 / 3, 1 / 3] + [2 / 3] * 5)
+    assert result["froc"] == pytest.approx(4 / 7)
+    assert result["lesions"] == 3 and result["images"] == 2 and result["false_positives"] == 2
+    assert np.isnan(metrics.froc([metrics.froc_matches(a, [], 0.5)])["froc"])
+
+
+def test_froc_candidates_respect_the_region_and_fractional_boxes():
+    score = np.zeros((6, 6))
+    score[0, 0] = score[4, 4] = 0.9
+    region = np.ones((6, 6), bool)
+    region[4, 4] = False  # e.g. outside the field of view: no candidate there
+    found, false = metrics.froc_matches(score, [[0.5, 0.5, 0.6, 0.6]], 0.5, region)
+    assert found.tolist() == [0.9] and false.tolist() == []  # the box lies in pixel (0, 0)
+    found, false = metrics.froc_matches(score, [[1, 1, 3, 3]], 0.5)
+    assert found.tolist() == [-np.inf] and false.tolist() == [0.9, 0.9]
+    assert metrics.froc([(found, false)])["sensitivities"] == [0.0] * 7
+
+
+def test_froc_peak_rule_counts_one_large_candidate_once():
+    score = np.zeros((4, 12))
+    score[1, 0:12] = 0.6
+    score[1, 2] = 0.9  # one long candidate across three boxes, its peak in the first
+    boxes = [[1, 0, 4, 3], [5, 0, 7, 3], [9, 0, 11, 3]]
+    found, false = metrics.froc_matches(score, boxes, 0.5)
+    assert found.tolist() == [0.9] * 3 and false.tolist() == []
+    found, false = metrics.froc_matches(score, boxes, 0.5, hit="peak")
+    assert found.tolist() == [0.9, -np.inf, -np.inf] and false.tolist() == []
+    with pytest.raises(ValueError, match="hit"):
+        metrics.froc_matches(score, boxes, 0.5, hit="centre")

@@ -1,7 +1,8 @@
 """Evaluation metrics shared by every task.
 
 Confusion-matrix metrics are computed here (a few lines of counting);
-ranking metrics and kappa come from scikit-learn. Every function takes an
+ranking metrics and kappa come from scikit-learn; lesion-level FROC
+(:func:`froc`) from connected components (scipy.ndimage). Every function takes an
 optional ``mask``: only pixels/items where it is true count (e.g. the FOV).
 """
 
@@ -268,6 +269,112 @@ def _voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
         p[i] = max(p[i], p[i + 1])
     idx = np.flatnonzero(r[1:] != r[:-1])
     return float(np.sum((r[idx + 1] - r[idx]) * p[idx + 1]))
+
+
+#: False positives per image at which a FROC curve is read (the ROC challenge's seven).
+FROC_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+def lesion_candidates(
+    score: Any, threshold: float, region: Any | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate lesions of a probability map: the 8-connected components of
+    ``score >= threshold`` (inside ``region``), each scored by its maximum.
+
+    Returns the label image (0 = background, component ``k`` labelled ``k``)
+    and the scores of components 1..n.
+    """
+    from scipy import ndimage
+
+    score = np.asarray(score, dtype=np.float64)
+    above = score >= threshold
+    if region is not None:
+        above &= as_bool(region)
+    labels, n = ndimage.label(above, structure=_EIGHT_CONNECTED)
+    if not n:
+        return labels, np.zeros(0)
+    return labels, np.asarray(ndimage.maximum(score, labels, np.arange(1, n + 1)), np.float64)
+
+
+#: One image's FROC evidence: per truth lesion the best score of a candidate hitting
+#: it (``-inf`` where none does), and the scores of candidates hitting no lesion.
+FrocMatches = tuple[np.ndarray, np.ndarray]
+
+
+def froc_matches(
+    score: Any, boxes: Any, threshold: float, region: Any | None = None, hit: str = "overlap"
+) -> FrocMatches:
+    """Candidates of one image (:func:`lesion_candidates`) matched to its truth boxes.
+
+    ``boxes`` are ``x0, y0, x1, y1`` in pixels of ``score`` (pixel ``(r, c)``
+    covers ``[c, c+1) x [r, r+1)``). With ``hit="overlap"`` a candidate *hits* a
+    box when one of its pixels lies in it (one large candidate can hit many
+    boxes); with ``hit="peak"`` only when its maximum's pixel does. A box's
+    score is the best score of the candidates that hit it, and a candidate
+    that hits no box is a false positive. The result depends on this image
+    alone, so images' matches pool (and resample).
+    """
+    from scipy import ndimage
+
+    if hit not in ("overlap", "peak"):
+        raise ValueError(f"hit must be 'overlap' or 'peak', not {hit!r}")
+    labels, scores = lesion_candidates(score, threshold, region)
+    if hit == "peak" and len(scores):
+        peaks = ndimage.maximum_position(
+            np.asarray(score, np.float64), labels, np.arange(1, len(scores) + 1)
+        )
+        only_peaks = np.zeros_like(labels)
+        for k, (r, c) in enumerate(peaks, start=1):
+            only_peaks[r, c] = k
+        labels = only_peaks
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    height, width = labels.shape
+    hit = np.zeros(len(scores) + 1, bool)
+    best = np.full(len(boxes), -np.inf)
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+        c1 = min(width, max(c0 + 1, int(np.ceil(x1))))
+        r1 = min(height, max(r0 + 1, int(np.ceil(y1))))
+        inside = np.unique(labels[r0:r1, c0:c1])
+        inside = inside[inside > 0]
+        if inside.size:
+            hit[inside] = True
+            best[k] = scores[inside - 1].max()
+    return best, scores[~hit[1:]]
+
+
+def froc(matches: list[FrocMatches], rates: tuple[float, ...] = FROC_RATES) -> dict[str, Any]:
+    """Free-response ROC of images' :func:`froc_matches` (images may repeat: a resample).
+
+    A lesion counts as found at score threshold ``t`` when a candidate scoring
+    ``>= t`` hits it; the false positives at ``t`` are the non-hitting
+    candidates scoring ``>= t``. For each rate ``f`` of false positives per
+    image the sensitivity is the highest one reached with at most ``f x
+    images`` false positives (the curve's steps, not interpolated); it stays
+    at the last candidate's value beyond the false positives there are. ``froc``
+    is the mean over ``rates``; NaN without lesions.
+    """
+    n_images = len(matches)
+    found = np.concatenate([m[0] for m in matches]) if matches else np.zeros(0)
+    false = -np.sort(-np.concatenate([m[1] for m in matches])) if matches else np.zeros(0)
+    n_lesions = len(found)
+    sensitivities = []
+    for rate in rates:
+        allowed = int(np.floor(rate * n_images + 1e-9))  # false positives allowed
+        # the lowest threshold with at most `allowed` false positives lies just above
+        # the (allowed+1)-th highest false-positive score
+        cut = false[allowed] if allowed < len(false) else -np.inf
+        reached = np.count_nonzero((found > cut) & np.isfinite(found))
+        sensitivities.append(reached / n_lesions if n_lesions else float("nan"))
+    return {
+        "froc": float(np.mean(sensitivities)) if n_lesions else float("nan"),
+        "rates": list(rates),
+        "sensitivities": [float(s) for s in sensitivities],
+        "lesions": n_lesions,
+        "images": n_images,
+        "false_positives": len(false),
+    }
 
 
 def classification_metrics(

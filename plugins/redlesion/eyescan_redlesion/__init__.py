@@ -64,7 +64,16 @@ def register_losses(register):
 
 @hookimpl
 def register_readers(register):
-    from eyescan_redlesion.data import IdridReader, manifest_reader
+    from eyescan_redlesion.data import (
+        Idrid512Reader,
+        IdridHaemorrhageReader,
+        IdridReader,
+        IdridYoloReader,
+        manifest_reader,
+    )
 
     register("redlesion", "idrid", IdridReader())
+    register("redlesion", "idrid-512", Idrid512Reader())
+    register("redlesion", "idrid-he", IdridHaemorrhageReader())
+    register("redlesion", "idrid-yolo", IdridYoloReader())
     register("redlesion", "manifest", manifest_reader())

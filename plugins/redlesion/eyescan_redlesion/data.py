@@ -12,16 +12,33 @@ Set") and ``test`` ("b. Testing Set"), the official split. Masks are read by
 right for the official red-on-black or 0/255 TIFs; a reader of grey copies with JPEG
 artefacts sets about 30). An image without a mask file for a lesion type has none of
 that lesion (IDRiD ships 53 HE masks for 54 training images).
+
+The partial copies of part A in ``../shared/data`` have their own readers
+(:class:`Idrid512Reader`, :class:`IdridHaemorrhageReader`, :class:`IdridYoloReader`).
+Every reader returns :class:`LesionRecord` samples: which lesions have pixel truth
+(``annotated``) and, for box-labelled copies, the MA/HE boxes (``boxes``). Copies
+split by the image's number: IDRiD_01–54 are the official training set
+(``train``), 55–81 the official test set (``test``), anything else ``None``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from eyescan.api import DataError, ManifestReader, Sample, fundus, imageio
+from eyescan.api import (
+    DataError,
+    ManifestReader,
+    Sample,
+    find_yolo_names,
+    fundus,
+    imageio,
+    read_yolo_names,
+    yolo_annotation,
+)
 
 LESIONS = ("ma", "he")
 #: The official IDRiD sets and the split each one is.
@@ -39,6 +56,57 @@ def _child(folder: Path, *keywords: str) -> Path | None:
     for child in sorted(folder.iterdir()):
         if child.is_dir() and any(k in child.name.lower() for k in keywords):
             return child
+    return None
+
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class LesionRecord(Sample):
+    """A red-lesion sample: which lesions have pixel truth, and boxes where there are some.
+
+    ``annotated`` names the lesions whose masks are known: for those a missing
+    mask file means none of that lesion (IDRiD's convention). Other lesions have
+    no pixel truth at all. ``boxes`` maps ``ma``/``he`` to pixel corners
+    ``x0, y0, x1, y1`` in the image (``None``: the data set has no boxes for it).
+    """
+
+    annotated: tuple[str, ...] = LESIONS
+    boxes: dict[str, list[Box]] | None = None
+
+
+def annotated_lesions(sample: Sample) -> tuple[str, ...]:
+    """The lesions with pixel truth (a plain :class:`Sample`, e.g. a manifest row: both)."""
+    return tuple(getattr(sample, "annotated", LESIONS))
+
+
+_IDRID_NUMBER = re.compile(r"idrid_(\d+)$", re.IGNORECASE)
+#: The official IDRiD part A sets by image number.
+OFFICIAL_TRAIN, OFFICIAL_TEST = range(1, 55), range(55, 82)
+
+
+def official_split(stem: str) -> str | None:
+    """``train`` for IDRiD_01–54, ``test`` for 55–81 (the official sets), else ``None``."""
+    match = _IDRID_NUMBER.match(stem)
+    number = int(match.group(1)) if match else 0
+    return "train" if number in OFFICIAL_TRAIN else "test" if number in OFFICIAL_TEST else None
+
+
+def _images(folder: Path) -> list[Path]:
+    """The IDRiD images ``IDRiD_NN.jpg`` of ``folder`` (not its ``IDRiD_NN_XX`` masks)."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif") and _IDRID_NUMBER.match(p.stem)
+    )
+
+
+def _mask_file(folder: Path, stem: str, lesion: str, extensions: tuple[str, ...]) -> Path | None:
+    for ext in extensions:
+        path = folder / f"{stem}_{_SUFFIX[lesion]}{ext}"
+        if path.is_file():
+            return path
     return None
 
 
@@ -98,14 +166,148 @@ class IdridReader:
         for image in images:
             masks = {}
             for name, folder in lesion_dirs.items():
-                for ext in (".tif", ".tiff", ".png"):
-                    mask = folder / f"{image.stem}_{_SUFFIX[name]}{ext}"
-                    if mask.exists():
-                        masks[name] = mask
-                        break
-            samples.append(Sample(image.stem, image, masks, split=split))
+                mask = _mask_file(folder, image.stem, name, (".tif", ".tiff", ".TIF", ".png"))
+                if mask is not None:
+                    masks[name] = mask
+            samples.append(LesionRecord(image.stem, image, masks, split=split))
         if not any(s.masks for s in samples):
             raise DataError(f"{truth_dir}: no masks named IDRiD_XX_MA.tif / IDRiD_XX_HE.tif")
+        return samples
+
+
+class Idrid512Reader:
+    """The 512-px copy of IDRiD's 54 training images: ``IDRiD_NN.jpg`` with
+    ``IDRiD_NN_MA.jpg``, ``_HE``, ``_EX``, ``_SE``, ``_OD`` masks in one folder.
+
+    The masks are grey JPEGs (anti-aliased, JPEG artefacts), so they are read
+    with ``mask_threshold`` 30 on the 0–255 scale. A missing MA or HE file is
+    none of that lesion (IDRiD's convention: IDRiD_43 has no HE mask).
+    """
+
+    description = "IDRiD 512-px copy: IDRiD_NN.jpg, IDRiD_NN_MA.jpg, IDRiD_NN_HE.jpg in one folder"
+
+    def __init__(self, mask_threshold: int | None = 30):
+        self.mask_threshold = mask_threshold
+
+    def detect(self, path: Path) -> bool:
+        path = Path(path)
+        return path.is_dir() and any(path.glob("IDRiD_*_MA.*")) and bool(_images(path))
+
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Sample]:
+        path = Path(path)
+        images = _images(path) if path.is_dir() else []
+        if not images:
+            raise DataError(f"{path}: no IDRiD images (IDRiD_NN.jpg next to IDRiD_NN_MA.jpg)")
+        samples = []
+        for image in images:
+            masks = {
+                name: mask
+                for name in LESIONS
+                if (mask := _mask_file(path, image.stem, name, (".jpg", ".png", ".tif")))
+            }
+            samples.append(LesionRecord(image.stem, image, masks, split=official_split(image.stem)))
+        if not any("ma" in s.masks for s in samples):
+            raise DataError(f"{path}: no microaneurysm masks (IDRiD_NN_MA.jpg)")
+        return samples
+
+
+class IdridHaemorrhageReader:
+    """Haemorrhage-only copy: ``images/IDRiD_NN.jpg`` and ``masks/IDRiD_NN_HE.png``.
+
+    Only HE has pixel truth here; MA has none (not "no MA"). Every image must
+    have its HE mask (the copy holds only images with one).
+    """
+
+    description = "IDRiD haemorrhage copy: images/IDRiD_NN.jpg, masks/IDRiD_NN_HE.png"
+    mask_threshold = None
+
+    def detect(self, path: Path) -> bool:
+        masks = Path(path) / "masks"
+        return (Path(path) / "images").is_dir() and masks.is_dir() and any(masks.glob("*_HE.*"))
+
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Sample]:
+        path = Path(path)
+        if not self.detect(path):
+            raise DataError(f"{path}: no images/ and masks/IDRiD_NN_HE.* folders")
+        images = _images(path / "images")
+        if not images:
+            raise DataError(f"{path / 'images'}: no IDRiD images (IDRiD_NN.jpg)")
+        samples = []
+        for image in images:
+            mask = _mask_file(path / "masks", image.stem, "he", (".png", ".tif", ".jpg"))
+            if mask is None:
+                raise DataError(f"{path / 'masks' / (image.stem + '_HE.png')}: mask not found")
+            samples.append(
+                LesionRecord(
+                    image.stem,
+                    image,
+                    {"he": mask},
+                    split=official_split(image.stem),
+                    annotated=("he",),
+                )
+            )
+        return samples
+
+
+class IdridYoloReader:
+    """Boxes-only copy in YOLO form: ``data.yaml`` (class names), ``images/<set>/``,
+    ``labels/<set>/`` (``<set>`` e.g. ``train``, ``val``; or no sub-folders).
+
+    No lesion has pixel truth; the ``MA`` and ``HE`` boxes (by class name) are
+    the truth of image-level and lesion-level (FROC) evaluation. An image with
+    an empty label file has no lesion; one without a label file is not
+    annotated (``boxes`` ``None``). The split comes from the image's number.
+    """
+
+    description = "IDRiD boxes in YOLO form: data.yaml, images/<set>/, labels/<set>/ (MA, HE)"
+    mask_threshold = None
+
+    def detect(self, path: Path) -> bool:
+        path = Path(path)
+        return (
+            path.is_dir()
+            and (path / "images").is_dir()
+            and (path / "labels").is_dir()
+            and find_yolo_names(path) is not None
+        )
+
+    def read(self, path: Path, columns: dict[str, str] | None = None) -> list[Sample]:
+        path = Path(path)
+        if not self.detect(path):
+            raise DataError(f"{path}: no YOLO layout (data.yaml, images/, labels/)")
+        names_file = find_yolo_names(path)
+        names = read_yolo_names(names_file)
+        classes = {n: _SUFFIX[n] for n in LESIONS}
+        absent = [c for c in classes.values() if c not in {x.upper() for x in names}]
+        if absent:
+            raise DataError(f"{names_file}: no class {' or '.join(absent)} in {names}")
+        sets = sorted(p for p in (path / "images").iterdir() if p.is_dir()) or [path / "images"]
+        samples: list[Sample] = []
+        seen: dict[str, Path] = {}
+        for folder in sets:
+            labels = path / "labels" / folder.relative_to(path / "images")
+            for image in _images(folder):
+                if image.stem in seen:
+                    raise DataError(f"{image}: the same name as {seen[image.stem]}")
+                seen[image.stem] = image
+                found = yolo_annotation(image, labels / f"{image.stem}.txt", names)
+                boxes = None
+                if found is not None:
+                    boxes = {
+                        n: [b for b, lab in zip(found.boxes, found.labels) if lab.upper() == c]
+                        for n, c in classes.items()
+                    }
+                samples.append(
+                    LesionRecord(
+                        image.stem,
+                        image,
+                        split=official_split(image.stem),
+                        annotated=(),
+                        boxes=boxes,
+                    )
+                )
+        if not samples:
+            raise DataError(f"{path / 'images'}: no IDRiD images (IDRiD_NN.jpg)")
         return samples
 
 
@@ -154,28 +356,57 @@ def input_size(height: int, width: int, input_width: int | None) -> tuple[int, i
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a bool mask: area-averaged, then at least half covered (keeps small lesions)."""
+    """Resize a bool mask for *training* at the model's input scale: area-averaged,
+    then at least half covered. Down-sampling this way can erase lesions of a few
+    pixels, so evaluation never uses it: it scores at the truth's own resolution
+    (:func:`read_truth`, the maps up-sampled instead)."""
     if mask.shape == tuple(size):
         return mask
     return fundus.resize(mask.astype(np.float32), size) >= 0.5
 
 
+def read_truth(
+    sample: Sample, shape: tuple[int, int], mask_threshold: int | None = None
+) -> dict[str, np.ndarray | None]:
+    """Each lesion's mask at its own resolution: read from its file, empty where an
+    annotated lesion has no file, ``None`` where the data set has no pixel truth for it.
+
+    Masks are read with ``mask_threshold`` (the reader's; ``None`` = by content)
+    and must be of the image's ``shape`` (a one-line :class:`DataError` otherwise).
+    """
+    annotated = annotated_lesions(sample)
+    masks: dict[str, np.ndarray | None] = {}
+    for name in LESIONS:
+        path = sample.masks.get(name)
+        if path is None and name not in annotated:
+            masks[name] = None
+            continue
+        mask = imageio.read_mask(path, mask_threshold) if path else np.zeros(shape, bool)
+        if mask.shape != tuple(shape):
+            raise DataError(f"{path}: mask size {mask.shape} does not match the image {shape}")
+        masks[name] = mask
+    return masks
+
+
 def load_sample(
     sample: Sample, input_width: int | None = None, mask_threshold: int | None = None
 ) -> LesionSample:
-    """Decode image and masks, resized to ``input_width`` (e.g. the seed's 1072).
+    """Decode image and masks for training, resized to ``input_width`` (e.g. the seed's 1072).
 
     Masks are read with ``mask_threshold`` (the reader's; ``None`` = by content).
+    A sample without pixel truth for a lesion (a boxes-only or HE-only copy) is
+    refused: it cannot be trained on.
     """
     image = imageio.read_image(sample.image)
     h, w = image.shape[:2]
-    masks = {}
-    for name in LESIONS:
-        path = sample.masks.get(name)
-        mask = imageio.read_mask(path, mask_threshold) if path else np.zeros((h, w), bool)
-        if mask.shape != (h, w):
-            raise DataError(f"{path}: mask size {mask.shape} does not match the image {(h, w)}")
-        masks[name] = mask
+    truth = read_truth(sample, (h, w), mask_threshold)
+    missing = [name.upper() for name, mask in truth.items() if mask is None]
+    if missing:
+        raise DataError(
+            f"{sample.image}: no {' or '.join(missing)} mask in this data set "
+            "(a boxes-only or one-lesion copy): it can be evaluated, not trained on"
+        )
+    masks = {name: mask for name, mask in truth.items() if mask is not None}
     size = input_size(h, w, input_width)
     if size != (h, w):
         image = fundus.resize(image, size)

@@ -67,19 +67,6 @@ def _curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return precision[:-1], recall[:-1], thresholds
 
 
-def break_even(truth: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """Precision and recall at the threshold where they are closest (the seed's P ≈ R)."""
-    if not np.asarray(truth).any():
-        return {"precision": float("nan"), "recall": float("nan"), "threshold": float("nan")}
-    precision, recall, thresholds = _curve(truth, score)
-    i = int(np.argmin(np.abs(precision - recall)))
-    return {
-        "precision": float(precision[i]),
-        "recall": float(recall[i]),
-        "threshold": float(thresholds[i]),
-    }
-
-
 def best_f1_threshold(truth: np.ndarray, score: np.ndarray, default: float = 0.5) -> float:
     """The score threshold with the highest pixel F1 (``default`` without positives)."""
     if not np.asarray(truth).any():

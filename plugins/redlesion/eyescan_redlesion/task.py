@@ -55,6 +55,11 @@ class RedLesionTask(Task):
                 for key in ("count", "area_px", "area_fraction", "max_probability")
                 for name in LESIONS
             }
+            # image level: a lesion is present when its maximum probability in the
+            # FOV reaches the card's operating threshold
+            for name in LESIONS:
+                values[f"{name}_score"] = stats[name]["max_probability"]
+                values[f"{name}_present"] = stats[name]["max_probability"] >= thresholds[name]
             values.update(
                 {
                     "thresholds": thresholds,

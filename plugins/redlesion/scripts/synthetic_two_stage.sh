@@ -25,7 +25,7 @@ done
 python - "$RUN" <<'PY'
 import json, sys
 run = sys.argv[1]
-keys = ["auc_pr", "precision", "recall", "break_even_precision", "lesion_recall",
+keys = ["auc_pr", "precision", "recall", "image_auc", "lesion_recall",
         "lesion_precision"]
 print("| training | " + " | ".join(f"{l.upper()} {k}" for l in ("ma", "he") for k in keys) + " |")
 for arm, label in (("stage1", "one-stage (stage 1)"), ("stage2", "two-stage (stage 1 + 2)"),

@@ -59,6 +59,9 @@ def test_predict_writes_maps_overlay_and_counts(trained):
     for name in ("ma", "he"):
         assert isinstance(outputs[f"{name}_count"], int)
         assert isinstance(outputs[f"{name}_area_px"], int)
+        assert outputs[f"{name}_score"] == outputs[f"{name}_max_probability"]
+        threshold = outputs["thresholds"][name]
+        assert outputs[f"{name}_present"] is (outputs[f"{name}_score"] >= threshold)
     assert set(record["files"]) == {"ma_probability", "he_probability", "overlay"}
     assert all((root / "pred" / f).exists() for f in record["files"].values())
 
@@ -80,8 +83,9 @@ def test_evaluate_reports_pixel_and_lesion_metrics(trained):
         "lesion_precision",
     )
     for name in ("ma", "he"):
-        for key in headline:
+        for key in (*headline, "image_auc", "froc"):
             assert f"{name}_{key}" in summary and f"{name}_{key}" in summary["ci95"]
+        assert summary[f"{name}_mask_images"] == 2 and summary[f"{name}_froc"] is None
     assert "bootstrap over images" in summary["ci_method"]
     assert summary["data_split"]["ids"] == ["IDRiD_04", "IDRiD_05"]
 

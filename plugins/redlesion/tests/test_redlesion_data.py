@@ -10,7 +10,6 @@ from eyescan.api import DataError, splits
 from eyescan_redlesion.data import IdridReader, input_size, load_sample, manifest_reader
 from eyescan_redlesion.lesions import (
     best_f1_threshold,
-    break_even,
     detection_counts,
     detection_rates,
     summarise,
@@ -155,10 +154,8 @@ def test_lesion_level_detection_by_connected_components():
     assert stats == {"count": 3, "area_px": 6, "area_fraction": 0.06, "max_probability": 1.0}
 
 
-def test_break_even_and_threshold_choice():
+def test_threshold_choice():
     truth = np.array([1, 1, 0, 0, 1, 0], bool)
     score = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1])
-    even = break_even(truth, score)
-    assert even["precision"] == pytest.approx(2 / 3) and even["recall"] == pytest.approx(2 / 3)
     assert best_f1_threshold(truth, score) == pytest.approx(0.6)
     assert best_f1_threshold(np.zeros(3, bool), np.ones(3), 0.5) == 0.5

@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 
 from eyescan.api import DataError, Sample, bootstrap, metrics
-from eyescan_redlesion.evaluation import (
-    COUNT_KEYS,
-    histogram_break_even,
-    resampled_metrics,
-)
-from eyescan_redlesion.lesions import break_even, detection_counts
+from eyescan_redlesion.evaluation import COUNT_KEYS, resampled_metrics
+from eyescan_redlesion.lesions import detection_counts
 from eyescan_redlesion.training import recipe_for, validation_split
 
 
@@ -51,8 +47,6 @@ def test_resampled_metrics_on_all_images_match_the_point_estimates():
         assert got[f"{name}_f1"] == pytest.approx(exact["f1"])
         assert got[f"{name}_auc_roc"] == pytest.approx(exact["auc_roc"], abs=0.01)
         assert got[f"{name}_auc_pr"] == pytest.approx(exact["auc_pr"], abs=0.02)
-        even = break_even(truth, score)
-        assert got[f"{name}_break_even_precision"] == pytest.approx(even["precision"], abs=0.05)
         assert 0 <= got[f"{name}_lesion_recall"] <= 1
 
 
@@ -73,11 +67,6 @@ def test_intervals_cover_the_estimate_and_need_two_images():
         {n: v[:1] for n, v in stats.items()}, {n: v[:1] for n, v in counts.items()}
     ))  # fmt: skip
     assert set(single) == set(point) and all(v is None for v in single.values())
-
-
-def test_histogram_break_even_without_positives_is_nan():
-    stats = bootstrap.pooled_pixel_stats(np.full(10, 0.3), np.zeros(10, bool), 0.5)
-    assert all(np.isnan(v) for v in histogram_break_even(stats))
 
 
 def _samples(n, split=None, patient=None):
