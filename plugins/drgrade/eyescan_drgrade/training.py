@@ -156,6 +156,20 @@ def data_sources(samples: list[DrSample]) -> dict[str, Any]:
     }
 
 
+def parts_sources(cards: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``{"data_sources": […]}`` of a screen: every data set its parts were trained on,
+    its terms and its image count per part (not the data the join command was given:
+    parts taken with ``"weights"`` were trained elsewhere); ``{}`` when no part names one."""
+    sources: dict[str, dict[str, Any]] = {}
+    for part, card in cards.items():
+        for entry in card.get("data_sources") or []:
+            found = sources.setdefault(
+                entry["source"], {"source": entry["source"], "terms": entry["terms"], "images": {}}
+            )
+            found["images"][part] = entry["images"]
+    return {"data_sources": list(sources.values())} if sources else {}
+
+
 def _trained_part(part: str, path: Path) -> tuple[dict[str, Any], dict[str, Any], dict]:
     """A trained grader or detector for a screen: (state, card, provenance), hash-checked
     through ``api.models.load_companion``."""
@@ -208,7 +222,7 @@ def train_screen(
         "task": "drgrade",
         "model": "screen",
         "model_options": screen_options,
-        "training": {**context, **cards},
+        "training": {**context, **cards, **parts_sources(cards)},
     }
     if any(c["synthetic_only"] for c in cards.values()):
         card["synthetic_only"] = True  # a part trained on synthetic images only

@@ -11,9 +11,11 @@ seed) are graded from their detections for every score threshold, moderate-DR
 count and severe-haemorrhage count of the grid; the setting with the highest
 quadratic kappa is chosen (ties: the first in grid order). With ``--grader``,
 the combination rules (``classifier``, ``lesions``, ``max``) are compared on the
-images in both models' validation sets; a rule other than ``classifier`` is
-only recommended when at least ``MIN_SHARED`` such images exist and it beats
-the classifier's kappa there. No test image is read. ``--write`` stores the
+grader's validation images that the detector never trained on (the detector's
+own validation images, IDRiD images without boxes, APTOS), per data set and
+together; a rule other than ``classifier`` is only recommended when at least
+``MIN_SHARED`` such images exist and it beats the classifier's kappa on all of
+them together. No test image is read. ``--write`` stores the
 chosen detector options and the grid's result in the detector's card.
 One JSON object per line on stdout: each grid row's best, then the choice.
 """
@@ -39,16 +41,19 @@ from eyescan_drgrade.training import validation_split
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MODERATE = tuple(range(1, 11))
 SEVERE = (3, 5, 8, 10, 15, 20, 30)
-#: Fewest images unseen by both models on which a combination rule is chosen.
+#: Fewest validation images unseen by both models on which a combination rule is chosen.
 MIN_SHARED = 30
 
 
-def validation_images(card: dict[str, Any], data: Path, keep: Any) -> list[Any]:
-    """The validation images of the model whose ``card`` this is, rebuilt as training made them."""
+def training_parts(card: dict[str, Any], data: Path, keep: Any) -> tuple[list[Any], list[Any]]:
+    """The (trained on, validation) images of the model whose ``card`` this is, rebuilt
+    as training made them (same reader, split rule, fraction and seed)."""
     recipe = card["training"]["recipe"]
     samples = [s for s in read_task_split("drgrade", data, {}, "train").samples if keep(s)]
-    _, held, _ = validation_split(samples, float(recipe["extra"]["val_fraction"]), recipe["seed"])
-    return held
+    kept, held, _ = validation_split(
+        samples, float(recipe["extra"]["val_fraction"]), recipe["seed"]
+    )
+    return kept, held
 
 
 def predictions(module: Any, samples: list[Any], batch: int = 8) -> list[Any]:
@@ -86,7 +91,7 @@ def main(argv: list[str]) -> int:
         detector = loading.load_companion(
             registry, "drgrade", "detector", "detector", args.detector
         )
-        held = validation_images(
+        trained, held = training_parts(
             detector.card, args.data, lambda s: s.boxes is not None and s.label is not None
         )
         found = [p.arrays["detections"] for p in predictions(detector.module, held)]
@@ -129,7 +134,7 @@ def main(argv: list[str]) -> int:
         "lesion_grade_kappa": round(best[0], 4),
     }
     if args.grader is not None:
-        calibration["combination"] = combination(args, registry, held, found, chosen)
+        calibration["combination"] = combination(args, registry, detector.module, trained, chosen)
     print(json.dumps(calibration))
     if args.write:
         options = {**detector.card.get("model_options", {}), **chosen}
@@ -138,29 +143,27 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def combination(args: Any, registry: Any, held: list[Any], found: list[Any], chosen: dict) -> dict:
-    """The three rules' kappa on images in both validation sets, and the recommended rule."""
+def combination(args: Any, registry: Any, detector: Any, trained: list[Any], chosen: dict) -> dict:
+    """The rules' kappa on the grader's validation images that the detector never trained
+    on (its own validation images, images without boxes, other data sets), per source
+    and together, and the recommended rule."""
     grader = loading.load_companion(registry, "drgrade", "grader", "grader", args.grader)
-    data = args.grader_data or args.data
-    grader_held = validation_images(grader.card, data, lambda s: s.label is not None)
-    paths = {str(Path(s.image).resolve()) for s in grader_held}
-    shared = [i for i, s in enumerate(held) if str(Path(s.image).resolve()) in paths]
-    out: dict[str, Any] = {"shared_images": len(shared), "min_shared": MIN_SHARED}
-    if not shared:
+    _, grader_held = training_parts(
+        grader.card, args.grader_data or args.data, lambda s: s.label is not None
+    )
+    seen = {str(Path(s.image).resolve()) for s in trained}
+    unseen = [s for s in grader_held if str(Path(s.image).resolve()) not in seen]
+    out: dict[str, Any] = {"images": len(unseen), "min_images": MIN_SHARED}
+    if not unseen:
         out["recommended"] = "classifier"
         return out
-    truth = np.asarray([held[i].label for i in shared], int)
+    truth = np.asarray([s.label for s in unseen], int)
     by_classifier = np.asarray(
-        [
-            p.values["grade_classifier"]
-            for p in predictions(grader.module, [held[i] for i in shared])
-        ]
+        [p.values["grade_classifier"] for p in predictions(grader.module, unseen)]
     )
+    found = [p.arrays["detections"] for p in predictions(detector, unseen)]
     by_lesions = lesion_grades(
-        [found[i] for i in shared],
-        chosen["score_threshold"],
-        chosen["moderate_lesions"],
-        chosen["severe_haemorrhages"],
+        found, chosen["score_threshold"], chosen["moderate_lesions"], chosen["severe_haemorrhages"]
     )
     rules = {
         "classifier": by_classifier,
@@ -168,8 +171,19 @@ def combination(args: Any, registry: Any, held: list[Any], found: list[Any], cho
         "max": np.maximum(by_classifier, by_lesions),
     }
     out["kappa"] = {name: round(kappa(truth, grades), 4) for name, grades in rules.items()}
+    sources = np.asarray([str(getattr(s, "source", None)) for s in unseen])
+    out["by_source"] = {
+        source: {
+            "images": int((sources == source).sum()),
+            **{
+                name: round(kappa(truth[sources == source], grades[sources == source]), 4)
+                for name, grades in rules.items()
+            },
+        }
+        for source in sorted(set(sources))
+    }
     best = max(out["kappa"], key=out["kappa"].get)
-    enough = len(shared) >= MIN_SHARED and out["kappa"][best] > out["kappa"]["classifier"]
+    enough = len(unseen) >= MIN_SHARED and out["kappa"][best] > out["kappa"]["classifier"]
     out["recommended"] = best if enough else "classifier"
     return out
 

@@ -11,7 +11,7 @@
 # 3. the lesion-grade operating point and the combination rule on validation images
 #    (calibrate_screen.py; never a test image);
 # 4. grader + detector joined into `screen`;
-# 5. evaluation on the IDRiD test set (103) and the APTOS hold-out (600), tables printed.
+# 5. evaluation on the IDRiD test set (103) and the APTOS hold-out (598), tables printed.
 # Run from the repository root with the venv active.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
