@@ -55,6 +55,7 @@ _LAZY_MODULES = {
     "plots": "eyescan.reports.plots",  # evaluation figures; plots.binary_curves for curves
     "init": "eyescan.models.init",  # initialisation from a local weights file (recipe "init")
     "cost": "eyescan.models.cost",  # parameters, FLOPs, MACs
+    "benchmarking": "eyescan.deploy.benchmarking",  # timed(fn, iterations, warmup), …
 }
 
 __all__ = [

@@ -39,11 +39,12 @@ def _matmul_peak(n: int, repeats: int, threads: int) -> float:
     import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
-    best = min(_timed(lambda: a @ b, repeats, warmup=2))
+    best = min(timed(lambda: a @ b, repeats, warmup=2))
     return 2 * n**3 / best / 1e9
 
 
-def _timed(fn: Callable[[], Any], iterations: int, warmup: int) -> list[float]:
+def timed(fn: Callable[[], Any], iterations: int, warmup: int) -> list[float]:
+    """Wall-clock seconds of ``iterations`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     seconds = []
@@ -98,7 +99,7 @@ def time_forward(
         with torch.no_grad():
             return module(*args)
 
-    return _stats("forward_", _timed(forward, iterations, warmup), batch_size)
+    return _stats("forward_", timed(forward, iterations, warmup), batch_size)
 
 
 def run_benchmark(
@@ -141,7 +142,7 @@ def run_benchmark(
         "model_calls_per_image": len(calls),
         "iterations": iterations,
         "warmup": warmup,
-        **_stats("", _timed(predict, iterations, warmup), batch_size),
+        **_stats("", timed(predict, iterations, warmup), batch_size),
         **time_forward(model.module, args, iterations, warmup, batch_size),
     }
     if flops_module is None and result["backend"] == "torch":

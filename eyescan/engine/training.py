@@ -188,7 +188,11 @@ class FitResult:
     history: list[dict[str, Any]]
     stopped_early: bool
     selected_by: str = "val_loss"  # or "train_loss" without validation data, or "val_METRIC"
-    maximised: bool = False  # selected_by is a metric to maximise (best_val_loss is its negative)
+
+    @property
+    def maximised(self) -> bool:
+        """``selected_by`` is a metric to maximise (``best_val_loss`` is its negative)."""
+        return self.selected_by not in ("val_loss", "train_loss")
 
     def summary(self) -> dict[str, Any]:
         """The run's lines of a train summary (weights, best epoch and its selection loss)."""
@@ -390,9 +394,7 @@ def fit(
             stopped_early = True
             break
     distributed.barrier()  # rank 0's files exist before any process returns
-    return FitResult(
-        best_path, best_epoch, best_loss, epoch, history, stopped_early, selected_by, bool(select)
-    )
+    return FitResult(best_path, best_epoch, best_loss, epoch, history, stopped_early, selected_by)
 
 
 #: Files a training run leaves in its ``--out`` folder (and sub-folders of cascades).

@@ -134,7 +134,10 @@ def main(argv: list[str]) -> int:
         "lesion_grade_kappa": round(best[0], 4),
     }
     if args.grader is not None:
-        calibration["combination"] = combination(args, registry, detector.module, trained, chosen)
+        known = {image_key(s): f for s, f in zip(held, found)}  # detected once
+        calibration["combination"] = combination(
+            args, registry, detector.module, trained, known, chosen
+        )
     print(json.dumps(calibration))
     if args.write:
         options = {**detector.card.get("model_options", {}), **chosen}
@@ -143,16 +146,29 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def combination(args: Any, registry: Any, detector: Any, trained: list[Any], chosen: dict) -> dict:
+def image_key(sample: Any) -> str:
+    """A sample's image file, the same whichever reader listed it (manifest or IDRiD)."""
+    return str(Path(sample.image).resolve())
+
+
+def combination(
+    args: Any,
+    registry: Any,
+    detector: Any,
+    trained: list[Any],
+    known: dict[str, Any],
+    chosen: dict,
+) -> dict:
     """The rules' kappa on the grader's validation images that the detector never trained
     on (its own validation images, images without boxes, other data sets), per source
-    and together, and the recommended rule."""
+    and together, and the recommended rule; ``known``: detections already made, by
+    :func:`image_key`."""
     grader = loading.load_companion(registry, "drgrade", "grader", "grader", args.grader)
     _, grader_held = training_parts(
         grader.card, args.grader_data or args.data, lambda s: s.label is not None
     )
-    seen = {str(Path(s.image).resolve()) for s in trained}
-    unseen = [s for s in grader_held if str(Path(s.image).resolve()) not in seen]
+    seen = {image_key(s) for s in trained}
+    unseen = [s for s in grader_held if image_key(s) not in seen]
     out: dict[str, Any] = {"images": len(unseen), "min_images": MIN_SHARED}
     if not unseen:
         out["recommended"] = "classifier"
@@ -161,7 +177,10 @@ def combination(args: Any, registry: Any, detector: Any, trained: list[Any], cho
     by_classifier = np.asarray(
         [p.values["grade_classifier"] for p in predictions(grader.module, unseen)]
     )
-    found = [p.arrays["detections"] for p in predictions(detector, unseen)]
+    missing = [s for s in unseen if image_key(s) not in known]
+    known = {**known, **{image_key(s): p.arrays["detections"]
+                         for s, p in zip(missing, predictions(detector, missing))}}  # fmt: skip
+    found = [known[image_key(s)] for s in unseen]
     by_lesions = lesion_grades(
         found, chosen["score_threshold"], chosen["moderate_lesions"], chosen["severe_haemorrhages"]
     )

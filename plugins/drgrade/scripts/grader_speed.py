@@ -16,22 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
+from eyescan.api import benchmarking
 from eyescan_drgrade.losses import dme_cross_entropy, grade_ordinal
 from eyescan_drgrade.models import GradeNet
 
 
 def _median_ms(run, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return statistics.median(benchmarking.timed(run, repeats, warmup=1)) * 1000
 
 
 def measure(backbone: str, size: int, batch: int, repeats: int) -> dict:

@@ -164,13 +164,20 @@ def add_image(
     return row
 
 
-def image_and_froc_metrics(name: str, arrays: dict[str, Any], idx: np.ndarray) -> dict[str, float]:
-    """Image-level AUC and FROC of one lesion type over the images ``idx`` (may repeat)."""
+def froc_curve(arrays: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
+    """``api.metrics.froc`` of the images ``idx`` (may repeat) that have boxes."""
+    return metrics.froc([arrays["froc"][i] for i in idx if arrays["froc"][i] is not None])
+
+
+def image_and_froc_metrics(
+    name: str, arrays: dict[str, Any], idx: np.ndarray, curve: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Image-level AUC and FROC of one lesion type over the images ``idx`` (may repeat;
+    ``curve``: their :func:`froc_curve` when already computed)."""
     present, score = arrays["present"][idx], arrays["score"][idx]
     known = np.isfinite(present)
     out = {f"{name}_image_auc": metrics.rank_auc(present[known] > 0, score[known])}
-    boxed = [arrays["froc"][i] for i in idx if arrays["froc"][i] is not None]
-    curve = metrics.froc(boxed)
+    curve = froc_curve(arrays, idx) if curve is None else curve
     out[f"{name}_froc"] = curve["froc"]
     out.update({f"{name}_{k}": s for k, s in zip(FROC_KEYS, curve["sensitivities"])})
     return out
@@ -213,9 +220,14 @@ def resampled_metrics(
 
 
 def lesion_summary(
-    name: str, evidence: LesionEvidence, threshold: float, froc_threshold: float
+    name: str,
+    evidence: LesionEvidence,
+    arrays: dict[str, Any],
+    threshold: float,
+    froc_threshold: float,
 ) -> dict[str, Any]:
-    """The summary fields of one lesion type (exact pixel metrics over masked images)."""
+    """The summary fields of one lesion type (exact pixel metrics over masked images;
+    ``arrays``: ``evidence.arrays()``)."""
     out: dict[str, Any] = {
         f"{name}_threshold": threshold,
         f"{name}_mask_images": int(sum(evidence.has_mask)),
@@ -237,10 +249,9 @@ def lesion_summary(
         keys = ("auc_pr", "auc_roc", "precision", "recall", "f1")
         out.update({f"{name}_{k}": nan for k in keys})
     totals = dict(zip(COUNT_KEYS, np.asarray(evidence.counts).sum(axis=0).tolist()))
-    arrays = evidence.arrays()
     known = np.isfinite(arrays["present"])
-    boxed = [m for m in evidence.froc if m is not None]
-    curve = metrics.froc(boxed)
+    every = np.arange(len(evidence.score))
+    curve = froc_curve(arrays, every)
     out.update(
         {
             **{f"{name}_{k}": v for k, v in detection_rates(totals).items()},
@@ -249,11 +260,11 @@ def lesion_summary(
             f"{name}_components_predicted": totals["predicted"],
             f"{name}_present_images": int(np.sum(arrays["present"][known] > 0)),
             f"{name}_absent_images": int(np.sum(arrays["present"][known] == 0)),
-            f"{name}_froc_images": len(boxed),
+            f"{name}_froc_images": curve["images"],
             f"{name}_froc_lesions": curve["lesions"],
             f"{name}_froc_false_positives": curve["false_positives"],
             f"{name}_froc_threshold": froc_threshold,
-            **image_and_froc_metrics(name, arrays, np.arange(len(evidence.score))),
+            **image_and_froc_metrics(name, arrays, every, curve),
         }
     )
     return out
@@ -308,11 +319,13 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         "region": "all pixels of the images with masks, at the masks' resolution",
         "froc_hit": froc_hit,
     }
+    arrays = {name: evidence[name].arrays() for name in LESIONS}
     for name in LESIONS:
         summary.update(
-            lesion_summary(name, evidence[name], thresholds[name], froc_thresholds[name])
+            lesion_summary(
+                name, evidence[name], arrays[name], thresholds[name], froc_thresholds[name]
+            )
         )
-    arrays = {name: evidence[name].arrays() for name in LESIONS}
     compute = resampled_metrics(
         {n: a["stats"] for n, a in arrays.items()},
         {n: a["counts"] for n, a in arrays.items()},

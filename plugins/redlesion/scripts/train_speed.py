@@ -15,17 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
+from eyescan.api import benchmarking
 from eyescan_redlesion.losses import topk_balanced_bce
 from eyescan_redlesion.models import redseg
 
 
-def step_ms(width: float, size: int, batch: int, repeats: int) -> float:
+def step_ms(model: torch.nn.Module, size: int, batch: int, repeats: int) -> float:
     torch.manual_seed(0)
-    model = redseg(width=width)
     optimiser = torch.optim.Adam(model.parameters(), 1e-4)
     x = torch.rand(batch, 3, size, size)
     target = (torch.rand(batch, 2, size, size) > 0.995).float()
@@ -38,13 +37,7 @@ def step_ms(width: float, size: int, batch: int, repeats: int) -> float:
         loss.backward()
         optimiser.step()
 
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times) / batch
+    return 1000 * statistics.median(benchmarking.timed(step, repeats, warmup=1)) / batch
 
 
 def main() -> None:
@@ -58,12 +51,14 @@ def main() -> None:
     args = parser.parse_args()
     for width in (float(w) for w in args.widths.split(",")):
         for size in (int(s) for s in args.sizes.split(",")):
-            ms = step_ms(width, size, args.batch, args.repeats)
+            torch.manual_seed(0)
+            model = redseg(width=width)
+            ms = step_ms(model, size, args.batch, args.repeats)
             epoch = ms * args.images * args.crops / 60_000
             print(json.dumps({
                 "width": width, "size": size, "batch": args.batch,
-                "threads": torch.get_num_threads(), "parameters_m": round(
-                    sum(p.numel() for p in redseg(width=width).parameters()) / 1e6, 2),
+                "threads": torch.get_num_threads(),
+                "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
                 "train_ms_per_crop": round(ms, 1), "epoch_minutes": round(epoch, 1),
             }), flush=True)  # fmt: skip
 
