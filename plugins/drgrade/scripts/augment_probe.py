@@ -3,8 +3,9 @@
     OMP_NUM_THREADS=1 python plugins/drgrade/scripts/augment_probe.py ../shared/data/APTOS2019 \
         --augment none,geometric,colour,camera --images 900 --size 128 --epochs 6
 
-The first ``--images`` rows of the Kaggle table (the first 750 train, the rest
-validate; a probe, not a result: the shipped model's numbers come from
+The first ``--images`` images of the Kaggle set's training part (the core's
+hold-out, which ``eyescan evaluate`` scores, is left out; the first 5/6 train,
+the rest validate; a probe, not a result: the shipped model's numbers come from
 ``eyescan evaluate``), square FOV views at ``--size`` px, MobileNetV3-Small with
 the ordinal head, AdamW, batch 16, precise batch-norm statistics before each
 validation. Augmentations: ``none``; ``geometric`` (rotation 180°, flips);
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eyescan.api import augment, fundus, imageio
+from eyescan.api import augment, fundus, imageio, read_task_split
 from eyescan_drgrade.data import FOV_MARGIN, square_fundus
 from eyescan_drgrade.datasets import kaggle_layout
 from eyescan_drgrade.inference import normalise
@@ -48,18 +49,15 @@ def augmentations() -> dict[str, dict | None]:
 
 
 def load(root: Path, count: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from eyescan.api import read_csv_rows
-
-    table, image_column, grade_column, folder = kaggle_layout(root)
-    rows = read_csv_rows(table, (image_column, grade_column))[:count]
-    images, grades = [], []
-    for row in rows:
-        path = next(folder.glob(f"{row[image_column]}.*"))
-        square, _ = square_fundus(imageio.read_image(path), FOV_MARGIN)
+    """The first ``count`` images of the data set's training part by the core's rule (the
+    APTOS hold-out that ``eyescan evaluate`` scores is never read), square FOV views."""
+    samples = read_task_split("drgrade", root, {}, "train").samples[:count]
+    images = []
+    for sample in samples:
+        square, _ = square_fundus(imageio.read_image(sample.image), FOV_MARGIN)
         images.append(fundus.resize(square, size))
-        grades.append(int(row[grade_column]))
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return x, torch.tensor(grades)
+    return x, torch.tensor([s.label for s in samples])
 
 
 def probe(x, y, spec, size: int, epochs: int, train_n: int, name: str):
