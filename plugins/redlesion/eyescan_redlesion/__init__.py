@@ -15,6 +15,10 @@ EYESCAN_HOOK_CONTRACT = 1
 
 _MODELS = {
     "redseg": ("redseg", "Red-Seg: VGG16, MA branch conv2-4, HE branch conv3-5 (seed)"),
+    "redseg-mobilenet": (
+        "redseg_mobilenet",
+        "Red-Seg branches on a MobileNetV3-Small encoder (fundus-pretrained file can init it)",
+    ),
     "redseg-ma-c2345": ("redseg_ma_c2345", "Red-Seg ablation: MA branch fuses conv2-5"),
     "redseg-ma-c1234": ("redseg_ma_c1234", "Red-Seg ablation: MA branch fuses conv1-4"),
 }

@@ -345,7 +345,7 @@ class LesionSample:
     image: np.ndarray  # uint8 H×W×3
     ma: np.ndarray  # bool H×W
     he: np.ndarray  # bool H×W
-    scale: float  # model-input width / original width
+    scale: float  # model-input width / width of the part of the original it shows
 
 
 def input_size(height: int, width: int, input_width: int | None) -> tuple[int, int]:
@@ -355,13 +355,66 @@ def input_size(height: int, width: int, input_width: int | None) -> tuple[int, i
     return max(1, round(height * input_width / width)), int(input_width)
 
 
+@dataclass(frozen=True)
+class View:
+    """What the network sees of a photograph: the ``box`` (top, left, bottom, right)
+    cropped from it, resized to ``size`` (H, W)."""
+
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+    def crop(self, array: np.ndarray) -> np.ndarray:
+        top, left, bottom, right = self.box
+        return array[top:bottom, left:right]
+
+    def paste(self, maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """C×h×w maps of the resized crop, back in a C×H×W array of the photograph's
+        ``shape`` (zeros outside the box)."""
+        top, left, bottom, right = self.box
+        crop = (bottom - top, right - left)
+        if tuple(maps.shape[-2:]) != crop:
+            maps = np.clip(fundus.resize(maps.transpose(1, 2, 0), crop), 0, 1)
+            maps = maps.reshape(*crop, -1).transpose(2, 0, 1)
+        out = np.zeros((maps.shape[0], *shape), np.float32)
+        out[:, top:bottom, left:right] = maps
+        return out
+
+
+def model_view(
+    image: np.ndarray,
+    input_width: int | None = None,
+    fov_width: int | None = None,
+    fov: np.ndarray | None = None,
+) -> View:
+    """The model's view of ``image``: with ``fov_width``, the field of view's bounding
+    box (``fundus.fov_box``; the whole image when none is found) scaled to that width,
+    so lesions have the same size in pixels whatever the camera's resolution and
+    framing; else the whole image at ``input_width`` (aspect kept; None: as it is)."""
+    h, w = image.shape[:2]
+    if fov_width:
+        top, left, bottom, right = fundus.fov_box(image, fov) or (0, 0, h, w)
+        box_h, box_w = bottom - top, right - left
+        size = (max(1, round(box_h * fov_width / box_w)), int(fov_width))
+        return View((top, left, bottom, right), size)
+    return View((0, 0, h, w), input_size(h, w, input_width))
+
+
+def card_view(card: dict | None) -> dict[str, int | None]:
+    """``input_width`` and ``fov_width`` of a model card's ``input`` (None: unset)."""
+    given = (card or {}).get("input") or {}
+    return {"input_width": given.get("width"), "fov_width": given.get("fov_width")}
+
+
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a bool mask for *training* at the model's input scale: area-averaged,
-    then at least half covered. Down-sampling this way can erase lesions of a few
-    pixels, so evaluation never uses it: it scores at the truth's own resolution
-    (:func:`read_truth`, the maps up-sampled instead)."""
+    """Resize a bool mask for *training* at the model's input scale: nearest when
+    enlarging (exact), area-averaged and at least half covered when shrinking.
+    Shrinking this way can erase lesions of a few pixels, so evaluation never uses
+    it: it scores at the truth's own resolution (:func:`read_truth`, the maps
+    up-sampled instead)."""
     if mask.shape == tuple(size):
         return mask
+    if size[0] >= mask.shape[0] and size[1] >= mask.shape[1]:
+        return fundus.resize(mask, size)  # bool: nearest
     return fundus.resize(mask.astype(np.float32), size) >= 0.5
 
 
@@ -389,9 +442,13 @@ def read_truth(
 
 
 def load_sample(
-    sample: Sample, input_width: int | None = None, mask_threshold: int | None = None
+    sample: Sample,
+    input_width: int | None = None,
+    mask_threshold: int | None = None,
+    fov_width: int | None = None,
 ) -> LesionSample:
-    """Decode image and masks for training, resized to ``input_width`` (e.g. the seed's 1072).
+    """Decode image and masks for training in the model's view (:func:`model_view`:
+    ``fov_width``, else ``input_width``, e.g. the seed's 1072).
 
     Masks are read with ``mask_threshold`` (the reader's; ``None`` = by content).
     A sample without pixel truth for a lesion (a boxes-only or HE-only copy) is
@@ -407,11 +464,13 @@ def load_sample(
             "(a boxes-only or one-lesion copy): it can be evaluated, not trained on"
         )
     masks = {name: mask for name, mask in truth.items() if mask is not None}
-    size = input_size(h, w, input_width)
-    if size != (h, w):
-        image = fundus.resize(image, size)
-        masks = {name: resize_mask(m, size) for name, m in masks.items()}
-    return LesionSample(sample.id, image, masks["ma"], masks["he"], size[1] / w)
+    view = model_view(image, input_width, fov_width)
+    image, masks = view.crop(image), {n: view.crop(m) for n, m in masks.items()}
+    scale = view.size[1] / image.shape[1]
+    if view.size != image.shape[:2]:
+        image = fundus.resize(image, view.size)
+        masks = {name: resize_mask(m, view.size) for name, m in masks.items()}
+    return LesionSample(sample.id, image, masks["ma"], masks["he"], scale)
 
 
 IDRID_SEGMENTATION = "A. Segmentation"

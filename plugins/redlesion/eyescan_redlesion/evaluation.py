@@ -32,7 +32,13 @@ import numpy as np
 import torch
 
 from eyescan.api import Sample, bootstrap, fundus, get_registry, imageio, metrics, read_task_split
-from eyescan_redlesion.data import LESIONS, LesionSample, read_truth, reader_mask_threshold
+from eyescan_redlesion.data import (
+    LESIONS,
+    LesionSample,
+    card_view,
+    read_truth,
+    reader_mask_threshold,
+)
 from eyescan_redlesion.lesions import card_thresholds, detection_counts, detection_rates
 from eyescan_redlesion.models import lesion_probabilities
 
@@ -78,22 +84,24 @@ class ScoredImage:
 def score_image(
     module: torch.nn.Module,
     sample: Sample,
-    input_width: int | None = None,
+    view: dict[str, int | None] | None = None,
     mask_threshold: int | None = None,
 ) -> ScoredImage:
     """The model's MA/HE maps of ``sample`` up-sampled to its masks' size, with the masks.
 
-    The network sees the image at ``input_width`` (aspect kept); its maps are
-    resized back to the image, whose size the masks must have.
+    The network sees the model's ``view`` of the image (``data.card_view``:
+    ``input_width`` / ``fov_width``); its maps are resized back to the image, whose
+    size the masks must have.
     """
     image = imageio.read_image(sample.image)
     masks = read_truth(sample, image.shape[:2], mask_threshold)
+    fov = fundus.fov_mask(image)
     was_training = module.training
     module.eval()
     with torch.no_grad():
-        probs = lesion_probabilities(module, image, input_width)
+        probs = lesion_probabilities(module, image, **(view or {}), fov=fov)
     module.train(was_training)
-    return ScoredImage(probs, masks, getattr(sample, "boxes", None), fundus.fov_mask(image))
+    return ScoredImage(probs, masks, getattr(sample, "boxes", None), fov)
 
 
 @dataclass
@@ -284,7 +292,7 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     chosen = read_task_split("redlesion", Path(data), options, split)
     mask_threshold = reader_mask_threshold(registry, chosen.reader)
     card = model.card or {}
-    input_width = (card.get("input") or {}).get("width")
+    view = card_view(card)
     thresholds = card_thresholds(card)
     froc_thresholds = {
         name: float(options.get("froc_threshold") or thresholds[name]) for name in LESIONS
@@ -293,7 +301,7 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     evidence = {name: LesionEvidence() for name in LESIONS}
     per_image: list[dict[str, Any]] = []
     for sample in chosen.samples:
-        scored = score_image(model.module, sample, input_width, mask_threshold)
+        scored = score_image(model.module, sample, view, mask_threshold)
         row: dict[str, Any] = {"id": sample.id, "input": str(sample.image)}
         for name in LESIONS:
             fields = add_image(
@@ -315,7 +323,8 @@ def evaluate(model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         "reader": chosen.reader,
         "split": split,
         "images": len(chosen.samples),
-        "input_width": input_width,
+        "input_width": view["input_width"],
+        "fov_width": view["fov_width"],
         "region": "all pixels of the images with masks, at the masks' resolution",
         "froc_hit": froc_hit,
     }

@@ -76,6 +76,38 @@ def probability_mse(
     return (error.sum(dim=1) / keep.sum(dim=1).clamp_min(1)).mean()
 
 
+def weighted_bce(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    pos_weight: float = 20.0,
+) -> torch.Tensor:
+    """Cross-entropy with lesion pixels weighted ``pos_weight`` times, mean over the valid
+    pixels per image, then over the batch (the stage-1 alternative to the top-k loss)."""
+    logits, positive, keep = _flat(logits, target, valid)
+    weight = torch.where(positive, pos_weight, 1.0) * keep
+    losses = F.binary_cross_entropy_with_logits(
+        logits, positive.float(), weight=weight, reduction="none"
+    )
+    return (losses.sum(dim=1) / keep.sum(dim=1).clamp_min(1)).mean()
+
+
+class WeightedBCE:
+    """Stage-1 loss :func:`weighted_bce` (ignores a batch's ``topk_fraction``)."""
+
+    def __init__(self, pos_weight: float = 20.0):
+        self.pos_weight = float(pos_weight)
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        fraction: float | None = None,
+    ) -> torch.Tensor:
+        return weighted_bce(logits, target, valid, self.pos_weight)
+
+
 class TopKBalancedBCE:
     """Stage-1 loss with its λ schedule and the iteration counter that drives it.
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from eyescan.api import fundus
-from eyescan_redlesion.data import LESIONS, input_size, normalise
+from eyescan_redlesion.data import LESIONS, model_view, normalise
 
 #: VGG16's conv channels, per group (Table 1 of the seed).
 VGG16_GROUPS: tuple[tuple[int, ...], ...] = (
@@ -40,10 +40,13 @@ class VGG16Encoder(nn.Module):
     """VGG16's 13 conv layers; ``forward`` returns the five groups' outputs.
 
     ``width`` scales every group's channels (1.0 = VGG16; smaller values are
-    for CPU experiments only and cannot take ImageNet weights).
+    for CPU experiments only and cannot take ImageNet weights). ``batch_norm``
+    puts a BatchNorm after every conv, laid out as torchvision's ``vgg16_bn``
+    (what makes training from scratch work: without it a from-scratch VGG16 stays
+    at the constant prediction of the balanced loss).
     """
 
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, batch_norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         self.group_ends: list[int] = []  # index after each group's last ReLU
@@ -54,7 +57,10 @@ class VGG16Encoder(nn.Module):
                 layers.append(nn.MaxPool2d(2, 2))
             for c in group:
                 c = max(1, round(c * width))
-                layers += [nn.Conv2d(previous, c, 3, padding=1), nn.ReLU(inplace=True)]
+                layers.append(nn.Conv2d(previous, c, 3, padding=1))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(c))
+                layers.append(nn.ReLU(inplace=True))
                 previous = c
             self.group_ends.append(len(layers))
             self.channels.append(previous)
@@ -71,6 +77,35 @@ class VGG16Encoder(nn.Module):
                 x = layer(x)
             outputs.append(x)
             start = end
+        return outputs
+
+
+class MobileNetV3Encoder(nn.Module):
+    """MobileNetV3-Small's first nine blocks (torchvision's ``mobilenet_v3_small().features``,
+    names kept, so a torchvision-layout file loads into ``encoder``), tapped where the
+    VGG16 groups 2–5 sit: 1/2, 1/4, 1/8 and 1/16 of the input. There is no full-size
+    group 1 (neither branch of the seed uses it)."""
+
+    #: Block index whose output stands for VGG16 group 2, 3, 4, 5.
+    TAPS = (0, 1, 3, 8)
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models import mobilenet_v3_small
+
+        self.features = mobilenet_v3_small(weights=None).features[: self.TAPS[-1] + 1]
+        self.channels: list[int | None] = [None]
+        for index in self.TAPS:
+            block = self.features[index]
+            convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+            self.channels.append(convs[-1].out_channels)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        outputs: list[torch.Tensor | None] = [None]
+        for index, block in enumerate(self.features):
+            x = block(x)
+            if index in self.TAPS:
+                outputs.append(x)
         return outputs
 
 
@@ -109,13 +144,22 @@ class RedSeg(nn.Module):
         ma_levels: tuple[int, ...] = MA_LEVELS,
         he_levels: tuple[int, ...] = HE_LEVELS,
         width: float = 1.0,
+        batch_norm: bool = False,
+        encoder: str = "vgg16",
     ):
         super().__init__()
         for levels in (ma_levels, he_levels):
             if not levels or any(level not in (1, 2, 3, 4, 5) for level in levels):
                 raise ValueError(f"branch levels must be conv groups 1..5, got {levels}")
         self.width = width
-        self.encoder = VGG16Encoder(width)
+        if encoder == "mobilenet_v3_small":
+            if 1 in (*ma_levels, *he_levels) or width != 1.0:
+                raise ValueError("the MobileNetV3-Small encoder has groups 2..5 and one width")
+            self.encoder: nn.Module = MobileNetV3Encoder()
+        elif encoder == "vgg16":
+            self.encoder = VGG16Encoder(width, batch_norm)
+        else:
+            raise ValueError(f"encoder must be vgg16 or mobilenet_v3_small, got {encoder!r}")
         self.ma = SideBranch(tuple(ma_levels), self.encoder.channels)
         self.he = SideBranch(tuple(he_levels), self.encoder.channels)
 
@@ -139,19 +183,25 @@ class RedSeg(nn.Module):
         return torch.cat([self.ma(features, size)[-1], self.he(features, size)[-1]], dim=1)
 
 
-def redseg(width: float = 1.0) -> RedSeg:
+def redseg(width: float = 1.0, batch_norm: bool = False) -> RedSeg:
     """The seed's Red-Seg: MA from conv2–4, HE from conv3–5."""
-    return RedSeg(MA_LEVELS, HE_LEVELS, width)
+    return RedSeg(MA_LEVELS, HE_LEVELS, width, batch_norm)
 
 
-def redseg_ma_c2345(width: float = 1.0) -> RedSeg:
+def redseg_mobilenet(width: float = 1.0) -> RedSeg:
+    """Red-Seg's two branches on a MobileNetV3-Small encoder (groups 2–5 at the same
+    scales), which can start from a fundus-pretrained torchvision-layout file."""
+    return RedSeg(MA_LEVELS, HE_LEVELS, width, encoder="mobilenet_v3_small")
+
+
+def redseg_ma_c2345(width: float = 1.0, batch_norm: bool = False) -> RedSeg:
     """Ablation (seed Table 5): MA branch fuses conv2–5."""
-    return RedSeg((2, 3, 4, 5), HE_LEVELS, width)
+    return RedSeg((2, 3, 4, 5), HE_LEVELS, width, batch_norm)
 
 
-def redseg_ma_c1234(width: float = 1.0) -> RedSeg:
+def redseg_ma_c1234(width: float = 1.0, batch_norm: bool = False) -> RedSeg:
     """Ablation (seed Table 5): MA branch fuses conv1–4."""
-    return RedSeg((1, 2, 3, 4), HE_LEVELS, width)
+    return RedSeg((1, 2, 3, 4), HE_LEVELS, width, batch_norm)
 
 
 #: Images larger than this (either side, at model scale) are predicted in tiles.
@@ -159,22 +209,28 @@ TILE = 2048
 
 
 def lesion_probabilities(
-    module: nn.Module, image: np.ndarray, input_width: int | None = None
+    module: nn.Module,
+    image: np.ndarray,
+    input_width: int | None = None,
+    fov_width: int | None = None,
+    fov: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """MA and HE probability maps (float32, the image's size) of a uint8 RGB image.
 
-    The image is resized to the model's input width (from its card; aspect kept),
-    padded to a multiple of 16, and the maps are resized back.
+    The network sees the model's view of the image (``data.model_view``: the field
+    of view scaled to ``fov_width``, else the whole image at ``input_width``; both
+    from the card), padded to a multiple of 16; the maps are resized back to the
+    image (zero outside the view).
     """
     from eyescan.api import segmentation
 
     h, w = image.shape[:2]
-    size = input_size(h, w, input_width)
-    scaled = image if size == (h, w) else fundus.resize(image, size)
+    view = model_view(image, input_width, fov_width, fov)
+    scaled = view.crop(image)
+    if view.size != scaled.shape[:2]:
+        scaled = fundus.resize(scaled, view.size)
     device = next(module.parameters()).device
     x = segmentation.to_tensor(normalise(scaled)).to(device)
     logits = segmentation.predict_logits(module, x, getattr(module, "stride", 16), tile=TILE)
-    probs = torch.sigmoid(logits)[0].float().cpu().numpy()
-    if size != (h, w):
-        probs = np.clip(fundus.resize(probs.transpose(1, 2, 0), (h, w)), 0, 1).transpose(2, 0, 1)
+    probs = view.paste(torch.sigmoid(logits)[0].float().cpu().numpy(), (h, w))
     return {name: np.ascontiguousarray(probs[i], np.float32) for i, name in enumerate(LESIONS)}

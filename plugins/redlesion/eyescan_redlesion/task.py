@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from eyescan.api import Prediction, Task, fundus, imageio, overlays
-from eyescan_redlesion.data import LESIONS
+from eyescan_redlesion.data import LESIONS, card_view
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: Overlay colours: microaneurysms green (ringed, they are tiny), haemorrhages blue.
@@ -36,12 +36,12 @@ class RedLesionTask(Task):
         from eyescan_redlesion.models import lesion_probabilities
 
         card = getattr(model, "card", {}) or {}
-        input_width = (card.get("input") or {}).get("width")
+        view = card_view(card)
         thresholds = card_thresholds(card)
         results = []
         for item in batch:
-            probs = lesion_probabilities(model.module, item["original"], input_width)
             fov = item["fov"]
+            probs = lesion_probabilities(model.module, item["original"], **view, fov=fov)
             arrays: dict[str, Any] = {"fov": fov}
             stats = {}
             for name in LESIONS:
@@ -66,7 +66,8 @@ class RedLesionTask(Task):
                     "height": int(fov.shape[0]),
                     "width": int(fov.shape[1]),
                     "fov_pixels": int(fov.sum()),
-                    "model_input_width": input_width or int(fov.shape[1]),
+                    "model_input_width": view["input_width"] or int(fov.shape[1]),
+                    "model_fov_width": view["fov_width"],
                 }
             )
             results.append(Prediction(values, arrays, item["original"]))

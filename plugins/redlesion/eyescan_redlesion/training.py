@@ -29,18 +29,33 @@ from typing import Any
 import numpy as np
 import torch
 
-from eyescan.api import DataError, Sample, get_registry, metrics, read_task_split, recipes, splits
+from eyescan.api import (
+    DataError,
+    Sample,
+    augment,
+    get_registry,
+    metrics,
+    read_task_split,
+    recipes,
+    splits,
+)
 from eyescan.api import training as engine
 from eyescan_redlesion.data import (
     LESIONS,
     LesionSample,
+    card_view,
     load_sample,
     normalise,
     reader_mask_threshold,
 )
 from eyescan_redlesion.evaluation import pooled
 from eyescan_redlesion.lesions import DEFAULT_THRESHOLDS, best_f1_threshold
-from eyescan_redlesion.losses import DeepSupervision, TopKBalancedBCE, probability_mse
+from eyescan_redlesion.losses import (
+    DeepSupervision,
+    TopKBalancedBCE,
+    WeightedBCE,
+    probability_mse,
+)
 
 SEED_WIDTH = 1072
 SEED_PIXELS = SEED_WIDTH * 712
@@ -73,6 +88,10 @@ STAGE1: dict[str, Any] = {
 #: the model, its options and the input width come from stage 1's card.
 STAGE2: dict[str, Any] = {**COMMON, "stage": 2, "epochs": 20, "lr": 1e-9 * SEED_PIXELS}
 LOSS_NAMES = {1: "redlesion-topk-bce", 2: "redlesion-mse"}
+#: Stage-1 losses by the recipe's ``"loss"``: the seed's top-k (default) or weighted BCE
+#: (``"pos_weight"``, default 20), which learns far faster from scratch on a CPU budget
+#: (``scripts/loss_probe.py``).
+STAGE1_LOSSES = {"topk": "redlesion-topk-bce", "weighted-bce": "redlesion-weighted-bce"}
 #: Recipe keys of earlier versions, and what replaced them.
 RETIRED_KEYS = {
     "imagenet_weights": 'name the file in "init": {"file": "…/vgg16-397923af.pth", '
@@ -135,6 +154,7 @@ class Start:
     init: list[dict[str, Any]]  # how it was initialised (the card's "init")
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier stages
     input_width: int | None = None  # stage 1's, for stage 2
+    fov_width: int | None = None  # stage 1's, for stage 2
 
 
 def dihedral(
@@ -148,6 +168,29 @@ def dihedral(
     if flips[2]:
         image, masks = image.transpose(-1, -2), masks.transpose(-1, -2)
     return image, masks
+
+
+def random_crop(
+    image: torch.Tensor,
+    masks: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    lesion_fraction: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random ``size``² window of image and masks (all of a side that is shorter);
+    with probability ``lesion_fraction`` centred on a lesion pixel (if the image has
+    one), so that crops with lesions, the only ones the balanced loss learns from,
+    are common."""
+    h, w = image.shape[-2:]
+    top, left = augment.random_crop_box((h, w), size, generator, None)
+    if lesion_fraction > 0 and float(torch.rand((), generator=generator)) < lesion_fraction:
+        pixels = torch.nonzero(masks.amax(dim=0) > 0.5)
+        if len(pixels):
+            y, x = pixels[int(torch.randint(len(pixels), (1,), generator=generator))].tolist()
+            top = min(max(0, y - size // 2), max(0, h - size))
+            left = min(max(0, x - size // 2), max(0, w - size))
+    window = (..., slice(top, top + size), slice(left, left + size))
+    return image[window], masks[window]
 
 
 def collate(
@@ -200,7 +243,7 @@ def _initial_model(registry: Any, options: dict[str, Any], recipe: dict[str, Any
             loaded.card.get("model_options", {}),
             [start],
             previous.get("stages", []),
-            (loaded.card.get("input") or {}).get("width"),
+            **card_view(loaded.card),
         )
     name = options.get("model") or "redseg"
     model_options = dict(recipe.get("model_options") or {})
@@ -210,6 +253,8 @@ def _initial_model(registry: Any, options: dict[str, Any], recipe: dict[str, Any
 
 
 def _pixel_loss(recipe: dict[str, Any], total_steps: int):
+    if recipe["stage"] == 1 and recipe.get("loss") == "weighted-bce":
+        return WeightedBCE(float(recipe.get("pos_weight", 20.0)))
     if recipe["stage"] == 1:
         return TopKBalancedBCE(
             float(recipe["lambda0"]), int(recipe["topk_period"]), max(1, total_steps)
@@ -228,11 +273,15 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     start = _initial_model(registry, options, recipe)
     module = start.module
-    default_width = start.input_width if recipe.get("init_weights") else SEED_WIDTH
-    input_width = extra.get("input_width", default_width)
+    continued = bool(recipe.get("init_weights"))
+    input_width = extra.get("input_width", start.input_width if continued else SEED_WIDTH)
+    fov_width = extra.get("fov_width", start.fov_width if continued else None)
+    if fov_width:
+        input_width = None  # the field of view's width sets the scale
+    crop = extra.get("crop")
     train_samples, val_samples, val_rule = validation_split(chosen.samples, recipe, config.seed)
-    train_set = [load_sample(s, input_width, mask_threshold) for s in train_samples]
-    val_set = [load_sample(s, input_width, mask_threshold) for s in val_samples]
+    train_set = [load_sample(s, input_width, mask_threshold, fov_width) for s in train_samples]
+    val_set = [load_sample(s, input_width, mask_threshold, fov_width) for s in val_samples]
     train_tensors = [_tensors(s) for s in train_set]
     steps = max(1, math.ceil(int(extra["repeats"]) * len(train_set) / config.batch_size))
     if config.steps_per_epoch:
@@ -252,6 +301,9 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
             items = [train_tensors[int(i)] for i in picked]
             if extra.get("augment", True):
                 items = [dihedral(image, masks, generator) for image, masks in items]
+            if crop:
+                fraction = float(extra.get("lesion_crops", 0.0))
+                items = [random_crop(i, m, int(crop), generator, fraction) for i, m in items]
             yield collate(items, stride)
 
     fixed = {"topk_fraction": float(recipe["lambda0"])} if recipe["stage"] == 1 else {}
@@ -262,18 +314,27 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
         truth, score = pooled(model, val_set)
-        return {f"{name}_auc_pr": metrics.auc_pr(truth[name], score[name]) for name in LESIONS}
+        found = {f"{name}_auc_pr": metrics.auc_pr(truth[name], score[name]) for name in LESIONS}
+        found["mean_auc_pr"] = float(np.mean(list(found.values())))
+        return found
 
     names = module.output_names()
     losses = [engine.WeightedLoss(name, supervision.term(name)) for name in names]
+    loss_name = LOSS_NAMES[2]
+    if recipe["stage"] == 1:
+        if recipe.get("loss", "topk") not in STAGE1_LOSSES:
+            raise DataError(f"recipe loss must be one of {', '.join(STAGE1_LOSSES)}")
+        loss_name = STAGE1_LOSSES[recipe.get("loss", "topk")]
     stage_record: dict[str, Any] = {
         "stage": recipe["stage"],
-        "loss": LOSS_NAMES[recipe["stage"]],
+        "loss": loss_name,
         "deep_supervision": names,
         "iterations": total_steps,
         "init": start.init,
     }
-    if recipe["stage"] == 1:
+    if isinstance(pixel_loss, WeightedBCE):
+        stage_record["pos_weight"] = pixel_loss.pos_weight
+    elif recipe["stage"] == 1:
         stage_record["topk"] = {
             "lambda0": float(recipe["lambda0"]),
             "period_S": int(recipe["topk_period"]),
@@ -283,7 +344,12 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         "task": "redlesion",
         "model": start.name,
         "model_options": start.options,
-        "input": {"width": input_width, "normalisation": "imagenet", "pad_multiple": stride},
+        "input": {
+            "width": input_width,
+            "fov_width": fov_width,
+            "normalisation": "imagenet",
+            "pad_multiple": stride,
+        },
         "thresholds": dict(DEFAULT_THRESHOLDS),
         "init": start.init,
         "training": {
@@ -292,6 +358,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
             "data": chosen.info,
             "data_path": str(data),
             "train_images": len(train_set),
+            "crop": crop,
             "val_images": [s.id for s in val_set],
             "val_rule": val_rule,
             "lr_note": "losses are means over pixels: seed's lr × N and weight decay ÷ N "

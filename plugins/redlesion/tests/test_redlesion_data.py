@@ -7,7 +7,15 @@ import pytest
 from PIL import Image
 
 from eyescan.api import DataError, splits
-from eyescan_redlesion.data import IdridReader, input_size, load_sample, manifest_reader
+from eyescan_redlesion.data import (
+    IdridReader,
+    card_view,
+    input_size,
+    load_sample,
+    manifest_reader,
+    model_view,
+    resize_mask,
+)
 from eyescan_redlesion.lesions import (
     best_f1_threshold,
     detection_counts,
@@ -159,3 +167,46 @@ def test_threshold_choice():
     score = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1])
     assert best_f1_threshold(truth, score) == pytest.approx(0.6)
     assert best_f1_threshold(np.zeros(3, bool), np.ones(3), 0.5) == 0.5
+
+
+def _disc_photo(height: int = 60, width: int = 90) -> np.ndarray:
+    """A bright disc (the field of view, 40 px across) on black, off centre."""
+    yy, xx = np.mgrid[:height, :width]
+    disc = (yy - 30) ** 2 + (xx - 50) ** 2 <= 20**2
+    image = np.zeros((height, width, 3), np.uint8)
+    image[disc] = (180, 90, 40)
+    return image
+
+
+def test_fov_view_scales_the_field_of_view_and_pastes_back():
+    image = _disc_photo()
+    view = model_view(image, input_width=45, fov_width=80)
+    top, left, bottom, right = view.box
+    assert abs(left - 30) <= 1 and abs(right - 71) <= 1 and abs(top - 10) <= 1
+    assert view.size[1] == 80 and abs(view.size[0] - 80) <= 2  # the disc's box, 2× larger
+    maps = np.ones((2, *view.size), np.float32)
+    pasted = view.paste(maps, image.shape[:2])
+    assert pasted.shape == (2, 60, 90)
+    assert pasted[:, top:bottom, left:right].min() == 1.0 and pasted[:, :, :left].max() == 0.0
+    whole = model_view(image, input_width=45)  # no fov_width: the whole image, aspect kept
+    assert whole.box == (0, 0, 60, 90) and whole.size == (30, 45)
+    assert card_view({"input": {"width": None, "fov_width": 1024}}) == {
+        "input_width": None,
+        "fov_width": 1024,
+    }
+    assert card_view(None) == {"input_width": None, "fov_width": None}
+
+
+def test_fov_width_training_view_keeps_one_pixel_lesions(tmp_path):
+    image = _disc_photo()
+    Image.fromarray(image).save(tmp_path / "a.png")
+    mask = np.zeros((60, 90), bool)
+    mask[30, 50] = True  # a one-pixel microaneurysm in the disc
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "a_ma.png")
+    (tmp_path / "data.csv").write_text("image,ma,he\na.png,a_ma.png,\n")
+    sample = manifest_reader().read(tmp_path / "data.csv")[0]
+    big = load_sample(sample, None, None, fov_width=164)  # the disc ×4
+    assert big.image.shape[1] == 164 and 3.9 < big.scale < 4.4
+    assert 16 <= big.ma.sum() <= 25  # enlarged (nearest), never lost
+    assert big.image[0, 0].max() < 40 and big.image[big.image.shape[0] // 2, 82].max() > 100
+    assert resize_mask(mask, (30, 45)).sum() == 0  # shrinking can still lose it (training only)

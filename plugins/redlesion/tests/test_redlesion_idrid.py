@@ -201,7 +201,7 @@ def test_maps_are_up_sampled_to_the_truth_and_a_one_pixel_lesion_counts(tmp_path
     from eyescan_redlesion.data import manifest_reader
 
     sample = manifest_reader().read(tmp_path / "data.csv")[0]
-    scored = score_image(_Stub(), sample, input_width=48)  # the network sees 48×32
+    scored = score_image(_Stub(), sample, {"input_width": 48})  # the network sees 48×32
     assert scored.probabilities["ma"].shape == shape and scored.masks["ma"].sum() == 1
     assert not resize_mask(mask, (32, 48)).any()  # down-sampling the truth would lose it
     prob = np.full(shape, 0.1, np.float32)

@@ -105,3 +105,20 @@ def test_deep_supervision_sums_one_loss_per_map():
     )
     topk = make_topk(lambda0=0.5, period=10, total=20)
     assert float(topk(outputs, {**batch, "topk_fraction": 0.5})) > 0
+
+
+def test_random_crops_keep_image_and_masks_aligned():
+    from eyescan_redlesion.training import random_crop
+
+    image = torch.arange(2 * 30 * 40, dtype=torch.float32).reshape(2, 30, 40).repeat(1, 1, 1)
+    image = torch.cat([image, image[:1]])  # 3 channels
+    masks = image[:2].clone()
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(5):
+        crop_image, crop_masks = random_crop(image, masks, 16, generator)
+        assert crop_image.shape == (3, 16, 16) and torch.equal(crop_masks, crop_image[:2])
+        seen.add(int(crop_image[0, 0, 0]))
+    assert len(seen) > 1  # the window moves
+    small, _ = random_crop(image, masks, 64, generator)  # larger than the image: all of it
+    assert small.shape == (3, 30, 40)

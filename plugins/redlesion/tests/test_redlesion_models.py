@@ -96,3 +96,10 @@ def test_probabilities_at_any_size_and_at_the_model_scale():
     assert 0 <= probs["ma"].min() and probs["he"].max() <= 1
     scaled = lesion_probabilities(model, image, input_width=32)  # resized, then back
     assert scaled["he"].shape == (37, 53)
+    # the field of view at a fixed width: maps of the image's size, zero outside the view
+    disc = np.zeros((40, 60, 3), np.uint8)
+    yy, xx = np.mgrid[:40, :60]
+    disc[(yy - 20) ** 2 + (xx - 30) ** 2 <= 15**2] = (170, 80, 40)
+    framed = lesion_probabilities(model, disc, fov_width=48)
+    assert framed["ma"].shape == (40, 60) and framed["ma"][:, :10].max() == 0.0
+    assert framed["ma"][20, 30] > 0
