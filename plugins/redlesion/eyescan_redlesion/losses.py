@@ -92,22 +92,6 @@ def weighted_bce(
     return (losses.sum(dim=1) / keep.sum(dim=1).clamp_min(1)).mean()
 
 
-class WeightedBCE:
-    """Stage-1 loss :func:`weighted_bce` (ignores a batch's ``topk_fraction``)."""
-
-    def __init__(self, pos_weight: float = 20.0):
-        self.pos_weight = float(pos_weight)
-
-    def __call__(
-        self,
-        logits: torch.Tensor,
-        target: torch.Tensor,
-        valid: torch.Tensor | None = None,
-        fraction: float | None = None,
-    ) -> torch.Tensor:
-        return weighted_bce(logits, target, valid, self.pos_weight)
-
-
 class TopKBalancedBCE:
     """Stage-1 loss with its λ schedule and the iteration counter that drives it.
 

@@ -42,8 +42,8 @@ class VGG16Encoder(nn.Module):
     ``width`` scales every group's channels (1.0 = VGG16; smaller values are
     for CPU experiments only and cannot take ImageNet weights). ``batch_norm``
     puts a BatchNorm after every conv, laid out as torchvision's ``vgg16_bn``
-    (what makes training from scratch work: without it a from-scratch VGG16 stays
-    at the constant prediction of the balanced loss).
+    (in a one-off probe it let a from-scratch width-0.25 model fit one training
+    crop in 50 steps, where the plain one stayed near the constant prediction).
     """
 
     def __init__(self, width: float = 1.0, batch_norm: bool = False):

@@ -21,6 +21,7 @@ harder than the seed did.)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +54,8 @@ from eyescan_redlesion.lesions import DEFAULT_THRESHOLDS, best_f1_threshold
 from eyescan_redlesion.losses import (
     DeepSupervision,
     TopKBalancedBCE,
-    WeightedBCE,
     probability_mse,
+    weighted_bce,
 )
 
 SEED_WIDTH = 1072
@@ -87,11 +88,11 @@ STAGE1: dict[str, Any] = {
 #: Stage 2: from stage 1's weights (``init_weights``), lr 1/10 of stage 1, 20 epochs;
 #: the model, its options and the input width come from stage 1's card.
 STAGE2: dict[str, Any] = {**COMMON, "stage": 2, "epochs": 20, "lr": 1e-9 * SEED_PIXELS}
-LOSS_NAMES = {1: "redlesion-topk-bce", 2: "redlesion-mse"}
 #: Stage-1 losses by the recipe's ``"loss"``: the seed's top-k (default) or weighted BCE
-#: (``"pos_weight"``, default 20), which learns far faster from scratch on a CPU budget
-#: (``scripts/loss_probe.py``).
+#: (``"pos_weight"``, default 20), which learned far faster from scratch in a one-off
+#: CPU probe (issue 20 note); the card names the one used.
 STAGE1_LOSSES = {"topk": "redlesion-topk-bce", "weighted-bce": "redlesion-weighted-bce"}
+STAGE2_LOSS = "redlesion-mse"
 #: Recipe keys of earlier versions, and what replaced them.
 RETIRED_KEYS = {
     "imagenet_weights": 'name the file in "init": {"file": "…/vgg16-397923af.pth", '
@@ -109,6 +110,8 @@ def recipe_for(options: dict[str, Any]) -> dict[str, Any]:
         if key in config:
             raise DataError(f"recipe key {key!r} is no longer read: {hint}")
     recipe = recipes.merge_recipe(STAGE1 if stage == 1 else STAGE2, options)
+    if stage == 1 and recipe.get("loss", "topk") not in STAGE1_LOSSES:
+        raise DataError(f"recipe loss must be one of {', '.join(STAGE1_LOSSES)}")
     if recipe.get("init_weights") and recipe.get("init", "none") not in (None, "none"):
         raise DataError(
             "recipe: 'init_weights' (continue an eyescan model) and 'init' (a file into "
@@ -252,14 +255,18 @@ def _initial_model(registry: Any, options: dict[str, Any], recipe: dict[str, Any
     return Start(module, name, model_options, done)
 
 
+def _loss_name(recipe: dict[str, Any]) -> str:
+    return STAGE1_LOSSES[recipe.get("loss", "topk")] if recipe["stage"] == 1 else STAGE2_LOSS
+
+
 def _pixel_loss(recipe: dict[str, Any], total_steps: int):
-    if recipe["stage"] == 1 and recipe.get("loss") == "weighted-bce":
-        return WeightedBCE(float(recipe.get("pos_weight", 20.0)))
-    if recipe["stage"] == 1:
-        return TopKBalancedBCE(
-            float(recipe["lambda0"]), int(recipe["topk_period"]), max(1, total_steps)
-        )
-    return probability_mse
+    if recipe["stage"] == 2:
+        return probability_mse
+    if recipe.get("loss", "topk") == "weighted-bce":
+        return functools.partial(weighted_bce, pos_weight=float(recipe.get("pos_weight", 20.0)))
+    return TopKBalancedBCE(
+        float(recipe["lambda0"]), int(recipe["topk_period"]), max(1, total_steps)
+    )
 
 
 def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -288,6 +295,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         steps = min(steps, config.steps_per_epoch)
     total_steps = steps * config.epochs
     pixel_loss = _pixel_loss(recipe, total_steps)
+    topk = isinstance(pixel_loss, TopKBalancedBCE)
     supervision = DeepSupervision(pixel_loss)
     stride = getattr(module, "stride", 16)
 
@@ -295,7 +303,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         order = torch.randint(len(train_tensors), (steps * config.batch_size,), generator=generator)
         for k in range(steps):
-            if isinstance(pixel_loss, TopKBalancedBCE):
+            if topk:
                 pixel_loss.iteration = (epoch - 1) * steps + k + 1
             picked = order[k * config.batch_size : (k + 1) * config.batch_size]
             items = [train_tensors[int(i)] for i in picked]
@@ -306,7 +314,7 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
                 items = [random_crop(i, m, int(crop), generator, fraction) for i, m in items]
             yield collate(items, stride)
 
-    fixed = {"topk_fraction": float(recipe["lambda0"])} if recipe["stage"] == 1 else {}
+    fixed = {"topk_fraction": float(recipe["lambda0"])} if topk else {}
 
     def val_batches():
         for sample in val_set:
@@ -320,21 +328,16 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
 
     names = module.output_names()
     losses = [engine.WeightedLoss(name, supervision.term(name)) for name in names]
-    loss_name = LOSS_NAMES[2]
-    if recipe["stage"] == 1:
-        if recipe.get("loss", "topk") not in STAGE1_LOSSES:
-            raise DataError(f"recipe loss must be one of {', '.join(STAGE1_LOSSES)}")
-        loss_name = STAGE1_LOSSES[recipe.get("loss", "topk")]
     stage_record: dict[str, Any] = {
         "stage": recipe["stage"],
-        "loss": loss_name,
+        "loss": _loss_name(recipe),
         "deep_supervision": names,
         "iterations": total_steps,
         "init": start.init,
     }
-    if isinstance(pixel_loss, WeightedBCE):
-        stage_record["pos_weight"] = pixel_loss.pos_weight
-    elif recipe["stage"] == 1:
+    if isinstance(pixel_loss, functools.partial):
+        stage_record["pos_weight"] = pixel_loss.keywords["pos_weight"]
+    elif topk:
         stage_record["topk"] = {
             "lambda0": float(recipe["lambda0"]),
             "period_S": int(recipe["topk_period"]),

@@ -122,3 +122,23 @@ def test_random_crops_keep_image_and_masks_aligned():
     assert len(seen) > 1  # the window moves
     small, _ = random_crop(image, masks, 64, generator)  # larger than the image: all of it
     assert small.shape == (3, 30, 40)
+
+
+def test_weighted_bce_weights_lesion_pixels_and_ignores_padding():
+    from eyescan_redlesion.losses import weighted_bce
+
+    logits = torch.tensor([[[[0.0, 2.0, -1.0, 5.0]]]])
+    target = torch.tensor([[[[1.0, 0.0, 0.0, 1.0]]]])
+    valid = torch.tensor([[[[1.0, 1.0, 1.0, 0.0]]]])  # the last pixel is padding
+    expected = (20 * math.log(2) + math.log(1 + math.exp(2.0)) + math.log(1 + math.exp(-1.0))) / 3
+    assert weighted_bce(logits, target, valid, 20.0).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_an_unknown_stage_one_loss_is_refused():
+    from eyescan.api import DataError
+    from eyescan_redlesion.training import _pixel_loss, recipe_for
+
+    with pytest.raises(DataError, match="recipe loss must be one of topk, weighted-bce"):
+        recipe_for({"config": {"stage": 1, "loss": "dice"}})
+    recipe = recipe_for({"config": {"stage": 1, "loss": "weighted-bce", "pos_weight": 5}})
+    assert _pixel_loss(recipe, 10).keywords == {"pos_weight": 5.0}
