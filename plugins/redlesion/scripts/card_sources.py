@@ -1,0 +1,48 @@
+"""Record in model cards the data sets their weights learned from, with their terms.
+
+    python plugins/redlesion/scripts/card_sources.py WEIGHTS ... --init-card BACKBONE.json
+
+Writes ``training.data_sources`` (as drgrade's cards have it): IDRiD part A (the
+training images, CC BY 4.0) and every source of the file the encoder started from
+(the fundus backbone's card: APTOS 2019, non-commercial research only, and IDRiD
+part B), marked ``"via": "encoder initialisation"``: weights that started from a
+model inherit the terms of its data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eyescan.api import weights
+
+IDRID_A = "IDRiD part A (segmentation), Porwal et al., Data 3(3):25, 2018: CC BY 4.0"
+
+
+def sources(card: dict, init_card: dict) -> list[dict]:
+    """This model's own training images, then those of the initialisation file."""
+    own = [{"source": "idrid", "images": card["training"]["data"]["count"], "terms": IDRID_A}]
+    inherited = [
+        {**entry, "via": f"encoder initialisation ({init_card.get('file', 'backbone')})"}
+        for entry in init_card["training"].get("data_sources") or []
+    ]
+    return own + inherited
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", type=Path, nargs="+")
+    parser.add_argument("--init-card", type=Path, required=True)
+    args = parser.parse_args(argv)
+    init_card = json.loads(args.init_card.read_text())
+    for path in args.weights:
+        card = weights.read_card(path)
+        training = {**card["training"], "data_sources": sources(card, init_card)}
+        weights.update_card(path, training=training)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
