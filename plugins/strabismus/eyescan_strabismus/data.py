@@ -12,8 +12,11 @@ folders ``normal/`` and ``strabismus/``; eye-region boxes in
 ``boxes.csv`` (``image,label,xmin,ymin,xmax,ymax``, one box a row, an empty
 label for an image without an eye region). Images are matched by file name.
 
-``manifest`` — one CSV: ``image,label[,xmin,ymin,xmax,ymax][,split][,patient]``,
-paths relative to the CSV (``--columns image=path,label=binary`` maps other names).
+``manifest`` — one CSV: ``image,label[,xmin,ymin,xmax,ymax][,split][,patient]``
+``[,id][,subtype]``, paths relative to the CSV or absolute (``--columns
+image=path,label=binary`` maps other names). ``id`` names the sample (default: its
+image path without the suffix); ``subtype`` (e.g. ``esotropia``, ``exotropia``,
+``normal``) is carried to evaluation, which then counts the results per sub-type.
 
 Labels are ``0``/``normal`` and ``1``/``strabismus``. Boxes are optional for
 the classifier (without them the whole image is taken as the eye region),
@@ -22,6 +25,7 @@ labels are optional for the detector.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,9 +54,11 @@ Box = tuple[float, float, float, float]
 
 @dataclass
 class EyeSample(Sample):
-    """A sample with its eye-region boxes (``None``: not annotated; ``[]``: no eye region)."""
+    """A sample with its eye-region boxes (``None``: not annotated; ``[]``: no eye region)
+    and its sub-type (``None``: not given)."""
 
     boxes: list[Box] | None = None
+    subtype: str | None = None
 
 
 @dataclass
@@ -61,6 +67,7 @@ class LoadedEye:
     image: np.ndarray  # uint8 H×W×3
     label: int | None
     boxes: list[Box] | None = field(default=None)
+    subtype: str | None = None
 
 
 def parse_label(value: str, where: str) -> int | None:
@@ -172,9 +179,12 @@ BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 
 
 class BoxManifestReader:
-    """One CSV: ``image,label[,xmin,ymin,xmax,ymax][,split][,patient]`` (paths relative to it)."""
+    """One CSV: ``image,label[,xmin,ymin,xmax,ymax][,split][,patient][,id][,subtype]``
+    (paths relative to it, or absolute)."""
 
-    description = "CSV with columns image,label[,xmin,ymin,xmax,ymax][,split][,patient]"
+    description = (
+        "CSV with columns image,label[,xmin,ymin,xmax,ymax][,split][,patient][,id][,subtype]"
+    )
 
     def detect(self, path: Path) -> bool:
         return Path(path).suffix.lower() == ".csv" and Path(path).is_file()
@@ -189,12 +199,13 @@ class BoxManifestReader:
             sample = samples.setdefault(
                 row["image"],
                 EyeSample(
-                    Path(row["image"]).with_suffix("").as_posix(),
+                    row.get("id") or Path(row["image"]).with_suffix("").as_posix(),
                     path.parent / row["image"],
                     label=parse_label(row.get("label", ""), where),
                     split=split_of(row.get("split"), where),
                     patient=row.get("patient") or None,
                     boxes=[] if has_boxes else None,
+                    subtype=row.get("subtype") or None,
                 ),
             )
             if has_boxes and row["xmin"]:
@@ -205,6 +216,10 @@ class BoxManifestReader:
                 sample.boxes.append(box)
         if not samples:
             raise DataError(f"{path}: no rows")
+        counts = Counter(s.id for s in samples.values())
+        twice = sorted(i for i, n in counts.items() if n > 1)
+        if twice:
+            raise DataError(f"{path}: ids name more than one image: {', '.join(twice[:5])}")
         return list(samples.values())
 
 
@@ -217,7 +232,7 @@ def load_sample(sample: Sample) -> LoadedEye:
         x0, y0, x1, y1 = box
         if not (x1 > x0 and y1 > y0) or x0 < -1 or y0 < -1 or x1 > w + 1 or y1 > h + 1:
             raise DataError(f"{sample.image}: box {box} is empty or outside the {w}×{h} image")
-    return LoadedEye(sample.id, image, sample.label, boxes)
+    return LoadedEye(sample.id, image, sample.label, boxes, getattr(sample, "subtype", None))
 
 
 def main_box(boxes: list[Box] | None, shape: tuple[int, ...]) -> Box:

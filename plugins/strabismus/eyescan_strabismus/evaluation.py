@@ -4,11 +4,14 @@ The detector: AP@0.5 (VOC all-point), the share of images whose best box
 (score ≥ 0.5) overlaps the truth by IoU ≥ 0.5, mean IoU, boxes wrongly found
 on images without an eye region. A classifier: the seed's table (TP, TN, FP,
 FN, sensitivity, specificity, accuracy, AUC) on crops of the annotated boxes,
-and the whole pipeline (detector → crop → classifier, ``pipeline_*``) on the
-same images with the counts it stands on (``pipeline_images`` scored,
-``pipeline_no_eye_region`` without an eye region found). The scored split
-follows the core's rule (:func:`eyescan.api.read_split`) and is recorded in
-``summary["data_split"]``; every headline metric gets ``summary["ci95"]``.
+and the whole pipeline (detector → crop → classifier, ``pipeline_*``) on all
+the same photographs: a photograph without an eye region found is a failure
+of the screening, never left out (:func:`pipeline_figures`). ``summary["n"]``
+gives the number of images each metric stands on; with sub-types in the data
+(the manifest's ``subtype`` column) ``by_subtype`` and ``pipeline_by_subtype``
+count how each sub-type was called. The scored split follows the core's rule
+(:func:`eyescan.api.read_split`) and is recorded in ``summary["data_split"]``;
+every headline metric gets ``summary["ci95"]``.
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ CLASSIFIER_METRICS = {
     "precision": "precision",
     "f1": "f1",
 }
-#: Pipeline metrics (on the images where an eye region was found).
-PIPELINE_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
+#: The end-to-end AUC's score for a photograph without an eye region found: decision-
+#: neutral (no evidence either way; it ties with other such photographs, a tie counts one
+#: half). The thresholded metrics do not use it: such a photograph is a failure there.
+NO_REGION_SCORE = 0.5
 
 
 def evaluate(task: Any, model: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +190,12 @@ def evaluate_classifier(
         "ms_per_image": 1000 * seconds / len(items),
     }
     rows = [
-        {"id": i.id, "label": int(i.label), "strabismus_probability": float(p)}
+        {
+            "id": i.id,
+            "label": int(i.label),
+            **({"subtype": i.subtype} if i.subtype else {}),
+            "strabismus_probability": float(p),
+        }
         for i, p in zip(items, prob)
     ]
     pipeline_prob = pipeline_probabilities(task, registry, model, items, rows, summary)
@@ -193,19 +203,25 @@ def evaluate_classifier(
     def figures(idx: np.ndarray) -> dict[str, float]:
         out = _classifier_figures(truth[idx], prob[idx])
         if pipeline_prob is not None:
-            out.update(_pipeline_figures(truth[idx], pipeline_prob[idx]))
+            out.update(pipeline_figures(truth[idx], pipeline_prob[idx]))
         return out
 
+    summary["n"] = metric_counts(truth, prob >= THRESHOLD)
     if pipeline_prob is not None:
-        summary.update(_pipeline_figures(truth, pipeline_prob))
-        scored = ~np.isnan(pipeline_prob)
-        if scored.any():  # point estimates: the core's binary_metrics
-            m = metrics.binary_metrics(truth[scored], pipeline_prob[scored], threshold=THRESHOLD)
-            summary.update({f"pipeline_{k}": m[CLASSIFIER_METRICS[k]] for k in PIPELINE_METRICS})
+        summary.update(pipeline_counts(truth, pipeline_prob))
+        summary.update(pipeline_figures(truth, pipeline_prob))
+        summary["n"].update(
+            pipeline_accuracy=len(truth),
+            pipeline_sensitivity=int(truth.sum()),
+            pipeline_specificity=int((~truth).sum()),
+            pipeline_auc=len(truth),
+        )
+    subtypes = [i.subtype for i in items]
+    if any(subtypes):
+        summary["by_subtype"] = by_subtype(subtypes, prob)
+        if pipeline_prob is not None:
+            summary["pipeline_by_subtype"] = by_subtype(subtypes, pipeline_prob)
     bootstrap.with_ci(summary, len(items), figures)
-    if pipeline_prob is not None and summary["pipeline_images"] < 2:
-        for key in PIPELINE_METRICS:  # as the core's rule for fewer than 2 images: none
-            summary["ci95"][f"pipeline_{key}"] = None
     scores = {
         "y_true": [int(t) for t in truth],
         "y_prob": [[float(1 - p), float(p)] for p in prob],
@@ -221,13 +237,96 @@ def _classifier_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]
     return {**out, "auc": rates["auc_roc"]}
 
 
-def _pipeline_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-    """Pipeline metrics on the images with an eye region found (``prob`` not NaN)."""
-    scored = ~np.isnan(prob)
-    if not scored.any():
-        return {f"pipeline_{k}": float("nan") for k in PIPELINE_METRICS}
-    figures = _classifier_figures(truth[scored], prob[scored])
-    return {f"pipeline_{k}": figures[k] for k in PIPELINE_METRICS}
+def metric_counts(truth: np.ndarray, called: np.ndarray) -> dict[str, int]:
+    """The number of images each classifier metric stands on (``summary["n"]``)."""
+    n = len(truth)
+    return {
+        "accuracy": n,
+        "auc": n,
+        "sensitivity": int(truth.sum()),
+        "specificity": int((~truth).sum()),
+        "precision": int(called.sum()),
+        "f1": n,
+    }
+
+
+def pipeline_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """End-to-end metrics over all photographs (``prob`` NaN: no eye region found).
+
+    A photograph without an eye region found is a failure whatever its label:
+    a strabismus photograph is missed (it counts against sensitivity), a normal
+    one is not cleared (against specificity) — it is neither a true positive
+    nor a true negative, so sensitivity = TP / strabismus photographs,
+    specificity = TN / normal photographs, accuracy = (TP + TN) / photographs.
+    The AUC ranks every photograph, those without an eye region at
+    :data:`NO_REGION_SCORE` (0.5).
+    """
+    found = ~np.isnan(prob)
+    called = found & (prob >= THRESHOLD)
+    cleared = found & (prob < THRESHOLD)
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    tp, tn = int((truth & called).sum()), int((~truth & cleared).sum())
+
+    def ratio(num: int, den: int) -> float:
+        return num / den if den else float("nan")
+
+    return {
+        "pipeline_accuracy": ratio(tp + tn, len(truth)),
+        "pipeline_sensitivity": ratio(tp, positives),
+        "pipeline_specificity": ratio(tn, negatives),
+        "pipeline_auc": metrics.rank_auc(truth, np.where(found, prob, NO_REGION_SCORE)),
+    }
+
+
+def pipeline_counts(truth: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
+    """The end-to-end confusion: TP/TN/FP/FN among the photographs with an eye region
+    found, and the photographs without one, by label (all failures)."""
+    found = ~np.isnan(prob)
+    called = found & (prob >= THRESHOLD)
+    cleared = found & (prob < THRESHOLD)
+    missing = int((~found).sum())
+    return {
+        "pipeline_tp": int((truth & called).sum()),
+        "pipeline_tn": int((~truth & cleared).sum()),
+        "pipeline_fp": int((~truth & called).sum()),
+        "pipeline_fn": int((truth & cleared).sum()),
+        "pipeline_no_eye_region_strabismus": int((truth & ~found).sum()),
+        "pipeline_no_eye_region_normal": int((~truth & ~found).sum()),
+        "pipeline_no_region_score": NO_REGION_SCORE,
+        "pipeline_note": (
+            f"pipeline metrics on all {len(truth)} images; {missing} without an eye region "
+            "found count as failures (a strabismus photograph missed, a normal one not "
+            f"cleared; AUC score {NO_REGION_SCORE})"
+        ),
+    }
+
+
+def by_subtype(subtypes: list[str | None], prob: np.ndarray) -> dict[str, dict[str, Any]]:
+    """How the photographs of each sub-type were called: ``images``, ``strabismus``
+    (called strabismus), ``normal`` (called normal), ``no_eye_region`` (``prob`` NaN),
+    and ``strabismus_rate`` = strabismus / images with its 95 % bootstrap interval
+    (for a normal sub-type, the false-positive rate; a photograph without an eye
+    region counts as not called strabismus). Images without a sub-type are left out.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    names = np.array([s or "" for s in subtypes])
+    for name in sorted({s for s in subtypes if s}):
+        p = prob[names == name]
+        found = ~np.isnan(p)
+        called = found & (p >= THRESHOLD)
+
+        def rate(idx: np.ndarray, called: np.ndarray = called) -> dict[str, float]:
+            return {"strabismus_rate": float(called[idx].mean())}
+
+        out[name] = {
+            "images": len(p),
+            "strabismus": int(called.sum()),
+            "normal": int((found & (p < THRESHOLD)).sum()),
+            "no_eye_region": int((~found).sum()),
+            "strabismus_rate": float(called.mean()),
+            "ci95": bootstrap.bootstrap_ci(len(p), rate)["strabismus_rate"],
+        }
+    return out
 
 
 def pipeline_probabilities(
@@ -235,7 +334,9 @@ def pipeline_probabilities(
 ) -> np.ndarray | None:
     """Detector → crop → classifier on ``items``: probabilities (NaN: no eye region found).
 
-    Writes the counts and the detector used into ``summary`` (and
+    Writes the counts (``pipeline_images``: all photographs run,
+    ``pipeline_eye_region_found``, ``pipeline_no_eye_region``) and the detector
+    used into ``summary`` (and
     ``pipeline_probability`` into ``rows``). Without a detector (the card
     names none and the plugin ships none) the pipeline is skipped and the
     summary says why; a detector the card names but that is not found with
@@ -260,15 +361,11 @@ def pipeline_probabilities(
             row["pipeline_probability"] = p
             if p is not None:
                 out[start + k] = p
-    scored = int((~np.isnan(out)).sum())
-    missing = len(items) - scored
+    found = int((~np.isnan(out)).sum())
     summary.update(
-        pipeline_images=scored,
-        pipeline_no_eye_region=missing,
-        pipeline_note=(
-            f"pipeline metrics on {scored} of {len(items)} images "
-            f"({missing} without an eye region found)"
-        ),
+        pipeline_images=len(items),
+        pipeline_eye_region_found=found,
+        pipeline_no_eye_region=len(items) - found,
         pipeline_detector={
             "weights": str(detector.weights),
             "sha256": detector.sha256,

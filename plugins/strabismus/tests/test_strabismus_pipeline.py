@@ -11,6 +11,7 @@ import pytest
 from eyescan.api import Prediction, WeightsError, get_registry, imageio, models, weights
 from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
+from eyescan_strabismus.data import FolderReader
 from eyescan_strabismus.pipeline import (
     DETECTOR,
     classify,
@@ -152,10 +153,13 @@ def test_evaluate_prints_the_seed_metrics(tiny_run):
     assert summary["tp"] + summary["tn"] + summary["fp"] + summary["fn"] == summary["images"]
     assert summary["data_split"]["split"] == "test"
     assert summary["data_split"]["rule"] == "the data set's own split"
-    # detector → crop → classifier on the same set, with the counts it stands on
-    scored, missing = summary["pipeline_images"], summary["pipeline_no_eye_region"]
-    assert scored + missing == summary["images"]
-    assert f"on {scored} of {summary['images']} images" in summary["pipeline_note"]
+    # detector → crop → classifier on the same set, all of it, with the counts it stands on
+    found, missing = summary["pipeline_eye_region_found"], summary["pipeline_no_eye_region"]
+    assert found + missing == summary["pipeline_images"] == summary["images"]
+    assert f"on all {summary['images']} images" in summary["pipeline_note"]
+    n = summary["n"]
+    assert n["pipeline_accuracy"] == n["pipeline_auc"] == n["accuracy"] == summary["images"]
+    assert n["pipeline_sensitivity"] + n["pipeline_specificity"] == summary["images"]
     det_sha = json.loads(detector.with_suffix(".json").read_text())["sha256"]
     assert summary["pipeline_detector"]["sha256"] == det_sha
     result = invoke_cli(
@@ -190,7 +194,7 @@ def test_evaluate_returns_scores_and_intervals(tiny_run):
     assert companion["sha256"] == summary["pipeline_detector"]["sha256"]
 
 
-def test_pipeline_counts_say_how_few_images_a_metric_stands_on(tiny_run, monkeypatch):
+def test_a_photo_without_an_eye_region_is_a_screening_failure(tiny_run, monkeypatch):
     from eyescan_strabismus import evaluation
 
     data, _, classifier = tiny_run
@@ -204,11 +208,69 @@ def test_pipeline_counts_say_how_few_images_a_metric_stands_on(tiny_run, monkeyp
         return [{"boxes": b, "scores": np.ones(len(b))} for b in boxes]
 
     monkeypatch.setattr(evaluation, "detect", one_face)
-    summary = StrabismusTask().evaluate(model, data, {"split": "test"})["summary"]
+    result = StrabismusTask().evaluate(model, data, {"split": "test"})
+    summary, rows = result["summary"], result["images"]
     n = summary["images"]
-    assert summary["pipeline_images"] == 1 and summary["pipeline_no_eye_region"] == n - 1
-    assert summary["pipeline_note"].startswith(f"pipeline metrics on 1 of {n} images")
-    assert summary["ci95"]["pipeline_accuracy"] is None  # one image: no interval to give
+    assert summary["pipeline_images"] == n  # every photograph is scored end to end
+    assert summary["pipeline_eye_region_found"] == 1 and summary["pipeline_no_eye_region"] == n - 1
+    assert summary["pipeline_note"].startswith(f"pipeline metrics on all {n} images; {n - 1}")
+    # the n - 1 photographs without an eye region are failures: at most one is right
+    first = rows[0]
+    right = int((first["pipeline_probability"] >= 0.5) == (first["label"] == 1))
+    assert summary["pipeline_accuracy"] == pytest.approx(right / n)
+    assert summary["pipeline_tp"] + summary["pipeline_tn"] == right
+    assert (
+        summary["pipeline_no_eye_region_strabismus"] + summary["pipeline_no_eye_region_normal"]
+        == n - 1
+    )
+    assert summary["ci95"]["pipeline_accuracy"] is not None  # n photographs, not one
+
+
+def test_evaluate_counts_by_subtype_from_a_manifest(tiny_run, tmp_path, monkeypatch):
+    from eyescan_strabismus import evaluation
+
+    data, _, classifier = tiny_run
+    test = [s for s in FolderReader().read(data) if s.split == "test" and s.label is not None]
+    rows = ["image,id,label,subtype,xmin,ymin,xmax,ymax,split"]
+    for k, s in enumerate(test):  # absolute paths, and a manifest away from the images
+        subtype = ("esotropia", "exotropia")[k % 2] if s.label == 1 else "normal"
+        box = ",".join(f"{v:.1f}" for v in s.boxes[0])
+        rows.append(f"{s.image.resolve()},{s.id},{s.label},{subtype},{box},test")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    real_detect = evaluation.detect
+
+    def miss_the_second(detector, images):  # no eye region on the second photograph
+        out = real_detect(detector, images)
+        if len(out) > 1:
+            out[1] = {"boxes": np.zeros((0, 4)), "scores": np.zeros(0)}
+        return out
+
+    monkeypatch.setattr(evaluation, "detect", miss_the_second)
+    model = models.load(get_registry(), "strabismus", "rfcnn-lite", classifier)
+    result = StrabismusTask().evaluate(model, manifest, {"split": "test", "reader": "manifest"})
+    summary, images = result["summary"], result["images"]
+    assert summary["images"] == len(test) and images[1]["pipeline_probability"] is None
+    for key, probability in (
+        ("by_subtype", "strabismus_probability"),
+        ("pipeline_by_subtype", "pipeline_probability"),
+    ):
+        table = summary[key]
+        assert sum(entry["images"] for entry in table.values()) == len(test)
+        for name, entry in table.items():
+            mine = [r[probability] for r in images if r["subtype"] == name]
+            called = sum(p is not None and p >= 0.5 for p in mine)
+            assert entry["images"] == len(mine) and entry["strabismus"] == called
+            assert entry["no_eye_region"] == sum(p is None for p in mine)
+            assert entry["strabismus"] + entry["normal"] + entry["no_eye_region"] == len(mine)
+            assert entry["strabismus_rate"] == pytest.approx(called / len(mine))
+    positives = [r for r in images if r["label"] == 1]
+    hits = sum(
+        r["pipeline_probability"] is not None and r["pipeline_probability"] >= 0.5
+        for r in positives
+    )
+    assert summary["pipeline_sensitivity"] == pytest.approx(hits / len(positives))
+    assert summary["n"]["pipeline_sensitivity"] == len(positives)
 
 
 def test_without_any_detector_the_pipeline_is_skipped_and_says_why(tiny_run, monkeypatch):
