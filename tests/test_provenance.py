@@ -146,3 +146,31 @@ def test_loading_a_role_again_replaces_its_entry(setup):
     models.load_companion(registry, "toy", "other", weights=weights, parent=parent)
     assert [c["role"] for c in parent.companions] == ["helper", "other"]
     assert parent.provenance()["synthetic_only"] is True
+
+
+def test_research_only_weights_say_so_once(setup, invoke, tmp_path):
+    """A card with ``research_only`` gets a note on stderr naming its terms, once a run."""
+    weights, _, image = setup
+    card_file = weights.with_suffix(".json")
+    card = json.loads(card_file.read_text())
+    terms = "trained on photographs with no licence: research use only"
+    card_file.write_text(json.dumps({**card, "research_only": True, "use_terms": terms}))
+    second = image.with_name("b.png")
+    shutil.copy(image, second)
+    result = invoke("predict", "toy", image.parent, "--weights", weights, "--out",
+                    tmp_path / "out", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    note = " ".join(result.stderr.split())
+    assert note.count("for research use only") == 1 and terms in note
+    plain = invoke("predict", "toy", image, "--weights", _plain_copy(weights, card, tmp_path),
+                   "--out", tmp_path / "out2", "--json")  # fmt: skip
+    assert "research use only" not in " ".join(plain.stderr.split())
+
+
+def _plain_copy(weights: Path, card: dict, tmp_path: Path) -> Path:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    copy = folder / weights.name
+    shutil.copy(weights, copy)
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    return copy

@@ -233,8 +233,24 @@ def companion_notes(provenance: dict[str, Any], seen: set[str] | None = None) ->
             )
 
 
+def warn_terms(loaded: Any, seen: set[str] | None = None) -> None:
+    """Say so on stderr when the model card marks the weights ``research_only`` (the
+    terms of their training data, ``use_terms``, forbid other uses)."""
+    card = getattr(loaded, "card", None) or {}
+    if card.get("research_only") and (seen is None or "terms" not in seen):
+        if seen is not None:
+            seen.add("terms")
+        terms = card.get("use_terms") or "see the model card's training.data_sources"
+        note(
+            f"{loaded.task}/{loaded.name} weights ({loaded.weights}) are for research use "
+            f"only: {terms}"
+        )
+
+
 def warn_synthetic(loaded: Any, seen: set[str] | None = None) -> None:
-    """Say so on stderr when the weights, or a companion's, were trained on synthetic images."""
+    """Say so on stderr when the weights, or a companion's, were trained on synthetic images,
+    and when their card restricts them to research use (:func:`warn_terms`)."""
+    warn_terms(loaded, seen)
     if loaded.synthetic_only and (seen is None or "self" not in seen):
         if seen is not None:
             seen.add("self")

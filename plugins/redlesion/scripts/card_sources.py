@@ -6,7 +6,8 @@ Writes ``training.data_sources`` (as drgrade's cards have it): IDRiD part A (the
 training images, CC BY 4.0) and every source of the file the encoder started from
 (the fundus backbone's card: APTOS 2019, non-commercial research only, and IDRiD
 part B), marked ``"via": "encoder initialisation"``: weights that started from a
-model inherit the terms of its data.
+model inherit the terms of its data. A source whose terms say "non-commercial" makes
+the card ``research_only`` with ``use_terms`` (``eyescan predict`` prints them).
 """
 
 from __future__ import annotations
@@ -39,8 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     init_card = json.loads(args.init_card.read_text())
     for path in args.weights:
         card = weights.read_card(path)
-        training = {**card["training"], "data_sources": sources(card, init_card)}
-        weights.update_card(path, training=training)
+        found = sources(card, init_card)
+        training = {**card["training"], "data_sources": found}
+        restricted = [e for e in found if "non-commercial" in e["terms"]]
+        terms = {}
+        if restricted:
+            names = ", ".join(e["source"] for e in restricted)
+            terms = {
+                "research_only": True,
+                "use_terms": f"non-commercial research use only (the terms of {names}, "
+                "whose images trained the encoder's initialisation)",
+            }
+        weights.update_card(path, training=training, **terms)
     return 0
 
 
