@@ -2,12 +2,16 @@
 
 ``invoke_cli(*args)`` runs the CLI in-process with separate stdout/stderr;
 ``json_lines(text)`` parses ``--json`` output; ``registry_with(name, plugin)``
-builds a registry with an in-process plugin, the way the CLI would.
+builds a registry with an in-process plugin, the way the CLI would;
+``load_script(path)`` imports a plugin's ``scripts/*.py`` (not a package) to test it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from eyescan.plugins import registry as plugins
@@ -16,6 +20,14 @@ from eyescan.plugins import registry as plugins
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Parse JSON Lines output (every non-empty line must be a JSON object)."""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import the Python file ``path`` (a plugin's script) as a module named by its stem."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def invoke_cli(*args: Any):

@@ -25,7 +25,7 @@ class RedLesionTask(Task):
     name = "redlesion"
     kind = "segment"
     description = "Red-lesion (microaneurysm, haemorrhage) segmentation of fundus photographs"
-    default_model = "redseg"
+    default_model = "redseg-mobilenet"
     weights_dir = WEIGHTS_DIR
 
     def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:

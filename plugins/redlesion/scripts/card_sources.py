@@ -24,7 +24,8 @@ IDRID_A = "IDRiD part A (segmentation), Porwal et al., Data 3(3):25, 2018: CC BY
 
 def sources(card: dict, init_card: dict) -> list[dict]:
     """This model's own training images, then those of the initialisation file."""
-    own = [{"source": "idrid", "images": card["training"]["data"]["count"], "terms": IDRID_A}]
+    count = card["training"]["data"]["count"]
+    own = [{"source": "idrid-part-a", "images": count, "terms": IDRID_A}]
     inherited = [
         {**entry, "via": f"encoder initialisation ({init_card.get('file', 'backbone')})"}
         for entry in init_card["training"].get("data_sources") or []
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             names = ", ".join(e["source"] for e in restricted)
             terms = {
                 "research_only": True,
-                "use_terms": f"non-commercial research use only (the terms of {names}, "
+                "use_terms": f"not for commercial use (the terms of {names}, "
                 "whose images trained the encoder's initialisation)",
             }
         weights.update_card(path, training=training, **terms)

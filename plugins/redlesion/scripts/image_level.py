@@ -1,6 +1,6 @@
 """Image-level screening AUCs of ``eyescan predict redlesion`` on IDRiD part B's test set.
 
-    python plugins/redlesion/scripts/image_level.py PREDICTIONS.jsonl GRADING_DIR
+    python plugins/redlesion/scripts/image_level.py PREDICTIONS.jsonl GRADING_DIR [--exclude F]
 
 IDRiD's segmentation images all have microaneurysms, so "has MA" cannot be scored
 there; part B's 103 test photographs (1072×712, another image set) can:
@@ -13,12 +13,16 @@ there; part B's 103 test photographs (1072×712, another image set) can:
   *and* microaneurysms in that class; images without a box file are left out),
   score ``max(ma_score, he_score)``.
 
+``--exclude`` names a ``same_photos.py`` output: the part B photographs (its ``b``
+side) that are images the model trained on are left out and listed as ``excluded``.
+
 Prints one JSON object: each AUC, its 95 % bootstrap interval (images resampled) and
 the counts of positive and negative images.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -63,19 +67,25 @@ def auc_with_ci(truth: list[bool], score: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
-    if len(args) != 2:
-        print(__doc__.split("\n\n")[1].strip(), file=sys.stderr)
-        return 2
-    records = [json.loads(line) for line in Path(args[0]).read_text().splitlines() if line]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("predictions", type=Path)
+    parser.add_argument("grading", type=Path)
+    parser.add_argument("--exclude", type=Path, help="same_photos.py output (trained-on images)")
+    parser.add_argument("--stage", default=None, help="which model made the predictions")
+    args = parser.parse_args(argv)
+    records = [json.loads(line) for line in args.predictions.read_text().splitlines() if line]
     records = [r for r in records if r.get("ok") and "outputs" in r]
-    folder = Path(args[1])
-    grade, red = grades(folder), red_boxes(folder)
+    grade, red = grades(args.grading), red_boxes(args.grading)
     scores = {Path(r["input"]).stem: r["outputs"] for r in records}
-    ids = sorted(set(scores) & set(grade))
+    excluded = []
+    if args.exclude:
+        excluded = sorted(p["b"] for p in json.loads(args.exclude.read_text())["pairs"])
+    ids = sorted(set(scores) & set(grade) - set(excluded))
     boxed = [i for i in ids if i in red]
     out = {
         "images": len(ids),
+        "stage": args.stage,
+        "excluded": excluded,
         "ma_image_auc": auc_with_ci(
             [grade[i] >= 1 for i in ids], [scores[i]["ma_score"] for i in ids]
         ),

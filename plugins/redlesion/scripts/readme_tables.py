@@ -60,8 +60,10 @@ def fold_rows(lines: list[dict]) -> list[str]:
 
 
 def test_row(name: str, s: dict) -> str:
-    keys = ("ma_froc", "he_froc", "ma_lesion_recall", "he_image_auc")
-    return "| " + " | ".join([name] + [cell(s, k) for k in keys]) + " |"
+    cells = [name, str(s["images"]), cell(s, "ma_froc"), cell(s, "he_froc")]
+    cells += [str(s.get(k)) for k in ("ma_froc_lesions", "he_froc_lesions")]
+    cells += [f"{s['ma_froc_false_positives'] / s['images']:.1f}"]
+    return "| " + " | ".join(cells) + " |"
 
 
 def froc_row(name: str, s: dict) -> str:
@@ -89,14 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     print("| fold | images | MA 1 | MA 2 | HE 1 | HE 2 | HE 1072 1 | HE 1072 2 |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(fold_rows(cv)))
-    print(f"\nthresholds (pooled out-of-fold, two-stage): {cv[-1]['thresholds']}")
+    for stage, name in STAGES.items():
+        chosen = {k: round(cv[-1]["stages"][stage][f"{k}_threshold"], 3) for k in ("ma", "he")}
+        print(f"\nthresholds (pooled out-of-fold), {name}: {chosen}")
     tests = {stage: summary(out / f"test-{stage}.jsonl") for stage in STAGES}
     n = tests["stage2"]["images"]
     print(f"\nOfficial test set 55–81 ({n} images, boxes), models trained on all 54")
-    print("| training | MA FROC | HE FROC | MA lesion recall | HE image AUC |")
-    print("|---|---|---|---|---|")
+    print("| training | images | MA FROC | HE FROC | MA boxes | HE boxes | MA FP/image |")
+    print("|---|---|---|---|---|---|---|")
     for stage, name in STAGES.items():
         print(test_row(name, tests[stage]))
+    unseen = out / "test-unseen.jsonl"
+    if unseen.exists():
+        image = json.loads((out / "image-level.json").read_text())
+        name = STAGES.get(image.get("stage"), "chosen")
+        print(test_row(f"{name}, images the backbone never saw", summary(unseen)))
     print("\nFROC sensitivity at false positives per image")
     rates = " | ".join(f"MA @{r}" for r in FROC_RATES)
     print(f"| training | {rates} | HE @0.125 | HE @1 | HE @8 |")
@@ -104,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     for stage, name in STAGES.items():
         print(froc_row(name, tests[stage]))
     image = json.loads((out / "image-level.json").read_text())
-    print(f"\nImage level, IDRiD part B test ({image['images']} photographs), two-stage")
+    left_out = ", ".join(image.get("excluded") or []) or "none"
+    model = STAGES.get(image.get("stage"), "model")
+    print(f"\nImage level, IDRiD part B test ({image['images']} photographs; left out as "
+          f"part A training images: {left_out}), {model}")  # fmt: skip
     print("| question | AUC (95 % CI) | positive | negative |")
     print("|---|---|---|---|")
     for name in ("ma_image_auc", "he_image_auc", "red_image_auc"):

@@ -143,5 +143,5 @@ def test_stage_two_without_init_weights_and_predict_without_weights_fail_clearly
     from PIL import Image
 
     Image.new("RGB", (32, 32)).save(image)
-    result = invoke_cli("predict", "redlesion", image)
+    result = invoke_cli("predict", "redlesion", image, "--model", "redseg")  # none shipped
     assert result.exit_code == 1 and "--weights" in result.stderr

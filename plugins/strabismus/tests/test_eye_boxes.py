@@ -4,28 +4,20 @@ box rules of ``scripts/label_eye_boxes.py`` (made-up rectangles; no face images 
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from eyescan.testing import load_script
+
 PLUGIN = Path(__file__).resolve().parents[1]
 BOXES = PLUGIN / "eyescan_strabismus" / "data" / "eye_boxes.csv"
 OVERRIDES = PLUGIN / "eyescan_strabismus" / "data" / "eye_boxes_overrides.csv"
-# ../shared beside the checkout (parents[4]), or a shared/ inside it (parents[3]).
-_FOUND = [
-    Path(__file__).resolve().parents[n] / "shared" / "data" / "strabismus-faces" for n in (4, 3)
-]
-DATA = next((p for p in _FOUND if p.is_dir()), _FOUND[0])
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "strabismus-faces"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "label_eye_boxes", PLUGIN / "scripts" / "label_eye_boxes.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PLUGIN / "scripts" / "label_eye_boxes.py")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -5,13 +5,13 @@ on a made-up folder of coloured rectangles (no faces) and on the real set when p
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from eyescan.api import get_registry, imageio, read_split, splits
+from eyescan.testing import load_script
 from eyescan_strabismus.data import BoxManifestReader
 
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -19,12 +19,7 @@ DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "strabismus-fac
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "real_manifest", PLUGIN / "scripts" / "real_manifest.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PLUGIN / "scripts" / "real_manifest.py")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
