@@ -84,6 +84,8 @@ def register_losses(register):
 @hookimpl
 def register_readers(register):
     from eyescan_strabismus.data import BoxManifestReader, FolderReader
+    from eyescan_strabismus.faces import FacesReader
 
+    register("strabismus", "strabismus-faces", FacesReader())  # before folders: it is one too
     register("strabismus", "folders", FolderReader())
     register("strabismus", "manifest", BoxManifestReader())

@@ -34,8 +34,8 @@ import csv
 import sys
 from pathlib import Path
 
-PLUGIN = Path(__file__).resolve().parents[1]
-BOXES = PLUGIN / "eyescan_strabismus" / "data" / "eye_boxes.csv"
+from eyescan_strabismus.faces import BOXES, build
+
 COLUMNS = (
     "image",
     "id",
@@ -50,90 +50,6 @@ COLUMNS = (
     "patient",
 )
 DROPPED_COLUMNS = ("image", "id", "split", "label", "subtype", "same_as", "sha256")
-#: Sub-type of each folder code (<right eye><left eye>; 1 normal, 2/3 deviated).
-SUBTYPES = {
-    "11": "normal",
-    "12": "exotropia",
-    "31": "exotropia",
-    "13": "esotropia",
-    "21": "esotropia",
-}
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        return [
-            {k.strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(handle)
-        ]
-
-
-def build(data_dir: Path, boxes_csv: Path = BOXES) -> tuple[list[dict], list[dict], list[str]]:
-    """``(manifest rows, dropped rows, notes)`` of the photographs in ``data_dir``.
-
-    Raises ``ValueError`` when a photograph has no box, a box row disagrees with
-    labels.csv on split or label, a code is unknown, or a file is missing.
-    """
-    from eyescan.api import resolve_duplicates
-    from eyescan_strabismus.data import EyeSample
-
-    data_dir = Path(data_dir).resolve()
-    labels = _rows(data_dir / "labels.csv")
-    boxes = {row["path"]: row for row in _rows(Path(boxes_csv))}
-    samples, rows = [], {}
-    for item in labels:
-        path = item["path"]
-        if path not in boxes:
-            raise ValueError(f"{boxes_csv}: no eye-region box for {path}")
-        box = boxes[path]
-        if box["split"] != item["split"] or box["label"] != item["binary"]:
-            raise ValueError(
-                f"{boxes_csv}: {path} is {box['split']}/{box['label']} there, "
-                f"{item['split']}/{item['binary']} in labels.csv"
-            )
-        code = item["code"]
-        if code not in SUBTYPES:
-            raise ValueError(f"{data_dir / 'labels.csv'}: {path}: unknown code {code!r}")
-        subtype = SUBTYPES[code]
-        if item.get("label") and item["label"] != subtype:
-            raise ValueError(f"{path}: code {code} is {subtype}, labels.csv says {item['label']}")
-        image = data_dir / path
-        if not image.is_file():
-            raise ValueError(f"{image}: missing")
-        sample_id = Path(path).with_suffix("").as_posix()
-        samples.append(
-            EyeSample(sample_id, image, label=item["binary"], split=item["split"], subtype=subtype)
-        )
-        rows[sample_id] = {
-            "image": str(image),
-            "id": sample_id,
-            "label": item["binary"],
-            "subtype": subtype,
-            "code": code,
-            "xmin": box["x0"],
-            "ymin": box["y0"],
-            "xmax": box["x1"],
-            "ymax": box["y1"],
-            "split": item["split"],
-            "patient": "",
-        }
-    kept, groups = resolve_duplicates(samples, label=lambda s: f"{s.label} ({s.subtype})")
-    kept_ids = {s.id for s in kept}
-    for sample in kept:
-        rows[sample.id]["patient"] = sample.patient or ""
-    dropped, notes = [], []
-    for group in groups:
-        notes.append(group.note())
-        for name in group.dropped:
-            row = rows[name]
-            dropped.append(
-                {
-                    **{k: row[k] for k in ("image", "id", "split", "label", "subtype")},
-                    "same_as": " ".join(group.kept),
-                    "sha256": group.sha256,
-                }
-            )
-    manifest = [row for name, row in rows.items() if name in kept_ids]
-    return manifest, dropped, notes
 
 
 def dropped_path(out_csv: Path) -> Path:

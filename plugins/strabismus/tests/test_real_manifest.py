@@ -137,3 +137,15 @@ def test_real_set_manifest(tmp_path):
     assert all(len(s.boxes) == 1 and s.subtype for s in samples)
     train_ids = {s.id for s in samples if s.split == "train"}
     assert not train_ids & {d["id"] for d in dropped}
+
+
+def test_faces_reader_is_detected_by_its_labels_csv(tmp_path):
+    from eyescan.api import find_reader, get_registry
+    from eyescan_strabismus.faces import FacesReader
+
+    (tmp_path / "labels.csv").write_text("path,split,code,right,left,label,binary,size\n")
+    assert find_reader(get_registry(), "strabismus", tmp_path)[0] == "strabismus-faces"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "labels.csv").write_text("image,label\n")  # the folders layout's labels
+    assert not FacesReader().detect(other)
