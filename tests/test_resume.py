@@ -29,7 +29,7 @@ from .tiny_vessels import drive_data, eyescan_process, fundus_png, write_recipe
 
 vessels_weights = tiny_vessels.vessels_weights  # the session fixture
 
-N_IMAGES = 40  # enough left to do when the signal lands, even on a fast machine
+N_IMAGES = 10
 
 
 def _complete(out: Path) -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,13 @@ def fundus_png(path: Path, size: int = 48, seed: int = 0) -> Path:
     return path
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it. A test suite started in the background
+    by a non-interactive shell (``cmd &``) inherits SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored, so the interrupt tests would see the run finish instead."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def eyescan_process(*args: object, **popen: object) -> subprocess.Popen:
     """``eyescan ARGS`` as a real child process (stdout/stderr piped, one torch thread)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EYESCAN_DEBUG": ""}
@@ -82,5 +90,6 @@ def eyescan_process(*args: object, **popen: object) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        preexec_fn=_default_sigint,
         **popen,
     )
