@@ -250,6 +250,13 @@ def metric_counts(truth: np.ndarray, called: np.ndarray) -> dict[str, int]:
     }
 
 
+def decisions(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(found, called, cleared)`` per photograph: an eye region found (``prob`` not NaN),
+    called strabismus, called normal (never both; neither without an eye region)."""
+    found = ~np.isnan(prob)
+    return found, found & (prob >= THRESHOLD), found & (prob < THRESHOLD)
+
+
 def pipeline_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     """End-to-end metrics over all photographs (``prob`` NaN: no eye region found).
 
@@ -261,9 +268,7 @@ def pipeline_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     The AUC ranks every photograph, those without an eye region at
     :data:`NO_REGION_SCORE` (0.5).
     """
-    found = ~np.isnan(prob)
-    called = found & (prob >= THRESHOLD)
-    cleared = found & (prob < THRESHOLD)
+    found, called, cleared = decisions(prob)
     positives, negatives = int(truth.sum()), int((~truth).sum())
     tp, tn = int((truth & called).sum()), int((~truth & cleared).sum())
 
@@ -281,9 +286,7 @@ def pipeline_figures(truth: np.ndarray, prob: np.ndarray) -> dict[str, float]:
 def pipeline_counts(truth: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
     """The end-to-end confusion: TP/TN/FP/FN among the photographs with an eye region
     found, and the photographs without one, by label (all failures)."""
-    found = ~np.isnan(prob)
-    called = found & (prob >= THRESHOLD)
-    cleared = found & (prob < THRESHOLD)
+    found, called, cleared = decisions(prob)
     missing = int((~found).sum())
     return {
         "pipeline_tp": int((truth & called).sum()),
@@ -312,8 +315,7 @@ def by_subtype(subtypes: list[str | None], prob: np.ndarray) -> dict[str, dict[s
     names = np.array([s or "" for s in subtypes])
     for name in sorted({s for s in subtypes if s}):
         p = prob[names == name]
-        found = ~np.isnan(p)
-        called = found & (p >= THRESHOLD)
+        found, called, cleared = decisions(p)
 
         def rate(idx: np.ndarray, called: np.ndarray = called) -> dict[str, float]:
             return {"strabismus_rate": float(called[idx].mean())}
@@ -321,7 +323,7 @@ def by_subtype(subtypes: list[str | None], prob: np.ndarray) -> dict[str, dict[s
         out[name] = {
             "images": len(p),
             "strabismus": int(called.sum()),
-            "normal": int((found & (p < THRESHOLD)).sum()),
+            "normal": int(cleared.sum()),
             "no_eye_region": int((~found).sum()),
             "strabismus_rate": float(called.mean()),
             "ci95": bootstrap.bootstrap_ci(len(p), rate)["strabismus_rate"],
