@@ -9,4 +9,4 @@ __version__ = "0.1.0"
 #: A plugin declares the contract it was written for with a module attribute
 #: ``EYESCAN_HOOK_CONTRACT = 1``; the core refuses plugins outside the range it
 #: serves (``eyescan.plugins.registry.MIN_CONTRACT_VERSION`` .. this value).
-HOOK_CONTRACT_VERSION = 1
+HOOK_CONTRACT_VERSION = 2

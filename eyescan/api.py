@@ -39,7 +39,7 @@ from eyescan.errors import DataError, EyescanError, ImageReadError, UnknownNameE
 from eyescan.evaluation import bootstrap, metrics
 from eyescan.imaging import fundus, imageio, overlays
 from eyescan.plugins.registry import get_registry
-from eyescan.plugins.task import Prediction, PredictOption, Task
+from eyescan.plugins.task import Need, Prediction, PredictOption, Task
 
 hookimpl = pluggy.HookimplMarker("eyescan")
 
@@ -65,6 +65,7 @@ __all__ = [
     "Task",
     "Prediction",
     "PredictOption",
+    "Need",
     "SplitData",
     "read_split",
     "read_task_split",

@@ -129,7 +129,9 @@ def test_wrapper_plugin_can_wrap_preprocess():
         [("toy", ToyPlugin()), ("addone", AddOne())], entry_points=False
     )
     task = registry.task("toy")
-    out = registry.hook.preprocess(task=task, image=np.zeros((2, 2, 3), np.uint8), source="x")
+    out = registry.hook.preprocess(
+        task=task, image=np.zeros((2, 2, 3), np.uint8), source="x", provided={}
+    )
     assert float(out.mean()) == 1.0
 
 

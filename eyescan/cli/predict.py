@@ -24,16 +24,14 @@ from eyescan.cli.common import (
     DebugOpt,
     ExitCode,
     JsonOpt,
-    ModelOpt,
     QuantizeOpt,
-    TaskArg,
-    WeightsOpt,
     companion_notes,
     err,
     error,
     handle_errors,
     is_debug,
     load_backend,
+    note,
     one_line,
     print_json,
     registry,
@@ -90,6 +88,10 @@ class PredictCommand(TyperCommand):
             formatter.write_paragraph()
             formatter.write_text("Task options: see 'eyescan predict TASK --help'.")
             return
+        for one in (n.strip() for n in name.split(",") if n.strip()):
+            self._task_help(formatter, one)
+
+    def _task_help(self, formatter: Any, name: str) -> None:
         task = registry().tasks.get(name)
         if task is None:
             formatter.write_paragraph()
@@ -129,16 +131,132 @@ def task_options(task: Any, flags: list[str]) -> dict[str, bool]:
     return values
 
 
+def per_task(text: str | None, names: list[str], option: str) -> dict[str, str]:
+    """``--option VALUE`` (one task) or ``--option TASK=VALUE,...`` -> ``{task: value}``."""
+    if text is None:
+        return {}
+    if "=" not in text:
+        if len(names) > 1:
+            raise error(f"{option} {text}: with several tasks give {option} TASK=VALUE,...")
+        return {names[0]: text}
+    found: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in names or not value:
+            raise error(
+                f"{option} {part}: give TASK=VALUE for a task of this run ({', '.join(names)})"
+            )
+        found[name] = value
+    return found
+
+
+def thresholds(text: str | None, names: list[str]) -> dict[str, float]:
+    """``--threshold`` per task, each in (0, 1)."""
+    values = {}
+    for name, value in per_task(text, names, "--threshold").items():
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not 0.0 < number < 1.0:
+            raise error(f"--threshold {value}: give a number between 0 and 1 (exclusive)")
+        values[name] = number
+    return values
+
+
+def split_tasks(text: str) -> list[str]:
+    """``vessels,drgrade`` -> ``["vessels", "drgrade"]`` (each once, in order)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise error(f"no task named in {text!r} (see 'eyescan tasks')")
+    return list(dict.fromkeys(names))
+
+
+def run_options(
+    tasks: list[Any], flags: list[str], core: dict[str, Any], cut: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Each task's options for this run: the core's, its threshold and its own flags.
+
+    With several tasks a flag goes to every task that declares it; a flag no
+    task declares is a usage error.
+    """
+    if len(tasks) == 1:
+        own = {tasks[0].name: task_options(tasks[0], flags)}
+    else:
+        own = {}
+        for task in tasks:
+            mine = [f for f in flags if _declares(task, f)]
+            own[task.name] = task_options(task, mine)
+        for flag in flags:
+            if not any(_declares(t, flag) for t in tasks):
+                raise error(f"no such option: {flag} (no task of this run declares it)")
+    return {t.name: {**core, "threshold": cut.get(t.name), **own[t.name]} for t in tasks}
+
+
+def _declares(task: Any, flag: str) -> bool:
+    names = {flag_name(o.name) for o in task.predict_options}
+    return flag in names or (flag.startswith("--no-") and "--" + flag[5:] in names)
+
+
+def photo_reader(fov: Path | None, tasks: list[Any]) -> Any:
+    """Decoding for the run: ``--fov`` masks, the quality gate when a fundus task runs."""
+    from eyescan.inference.photos import FovMasks, PhotoReader
+
+    if fov is not None:
+        ignoring = [t.name for t in tasks if not any(n.name == "fov" for n in t.needs)]
+        if ignoring:
+            note(f"--fov: task(s) {', '.join(ignoring)} do not use a field-of-view mask")
+    return PhotoReader(
+        fov=None if fov is None else FovMasks(fov), assess=any(t.fundus for t in tasks)
+    )
+
+
+def load_providers(
+    reg: Any, task: Any, running: list[str], backend: Backend, warned: set[str]
+) -> list[Any]:
+    """Providers of ``task``'s needs that no task of the run meets, loaded once each."""
+    from eyescan.inference.providers import Provider, resolve
+
+    found = []
+    for need, name in resolve(reg.tasks, task, running).items():
+        if name in running:
+            continue
+        provider_task = reg.task(name).configured({"explain": False})
+        loaded = load_backend(reg, provider_task, None, None, backend, False)
+        warn_synthetic(loaded, warned)
+        found.append(Provider(need, provider_task, loaded, provider_task.provides[need]))
+    return found
+
+
 @handle_errors
 def predict(
     ctx: typer.Context,
-    task: TaskArg,
+    task: Annotated[
+        str,
+        typer.Argument(
+            help="Task name, or several separated by commas (vessels,drgrade,redlesion): "
+            "one run, one record per photo (see 'eyescan tasks')."
+        ),
+    ],
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (recursive).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "eyescan-out"
     ),
-    weights: WeightsOpt = None,
-    model: ModelOpt = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights",
+            "-w",
+            help="Weights file (.safetensors with its .json card; default: the shipped ones); "
+            "several tasks: TASK=FILE,...",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Model name (default: the task's); several tasks: TASK=NAME,..."
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     batch_size: BatchOpt = 1,
     workers: Annotated[int, typer.Option(min=1, help="Threads decoding images.")] = 2,
@@ -157,21 +275,47 @@ def predict(
         bool,
         typer.Option(help="Explanation maps (Grad-CAM) from tasks that offer them."),
     ] = False,
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Operating threshold in (0, 1) for segmentation and binary outputs "
+            "(default: the model card's); several tasks: TASK=VALUE,...",
+        ),
+    ] = None,
+    fov: Annotated[
+        Path | None,
+        typer.Option(
+            help="Field-of-view masks: one mask file for every photo, or a folder of masks "
+            "named like the photos (NAME.png, NAME_mask.gif, ...).",
+        ),
+    ] = None,
+    prob16: Annotated[
+        bool, typer.Option("--prob16", help="Write probability maps as 16-bit PNG.")
+    ] = False,
+    skip_ungradable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-ungradable",
+            help="Fundus tasks abstain on photos the quality gate marks ungradable "
+            "(default: run and flag them).",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Analyse images: one record per image, output files under --out.
 
     A task's own flags are listed by 'eyescan predict TASK --help'.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from eyescan.imaging.imageio import iter_images
-    from eyescan.inference import predicting, sharding
+    from eyescan.inference import predicting
 
     reg = registry()
-    registered = reg.task(task)
-    flags = task_options(registered, ctx.meta.get(_FLAGS, []))
-    task_obj = registered.configured({"explain": explain, **flags})
+    names = split_tasks(task)
+    registered = [reg.task(name) for name in names]
+    cut = thresholds(threshold, names)
+    core = {"explain": explain, "prob16": prob16}
+    options = run_options(registered, ctx.meta.get(_FLAGS, []), core, cut)
+    audit = {"fov": None if fov is None else str(fov), "skip_ungradable": skip_ungradable}
     missing = [str(p) for p in inputs if not os.path.lexists(p)]
     if missing:
         raise error(f"input not found: {', '.join(missing)}")
@@ -180,6 +324,77 @@ def predict(
         raise error(
             "no images found in the inputs (extensions: jpg, jpeg, png, tif, tiff, gif, bmp, ppm)"
         )
+    reader = photo_reader(fov, registered)
+    if len(names) > 1:
+        if shard is not None:
+            raise error("--shard takes one task (run each task's shards separately)")
+        from eyescan.cli.screen import predict_many
+
+        predict_many(
+            reg,
+            registered,
+            {n: {**o, **audit} for n, o in options.items()},
+            items,
+            out_dir,
+            per_task(model, names, "--model"),
+            per_task(weights, names, "--weights"),
+            backend,
+            quantize,
+            reader,
+            json_out,
+            workers,
+            resume,
+            is_debug(debug),
+            skip_ungradable,
+            report,
+        )
+        return
+    _predict_one(
+        reg,
+        registered[0].configured(options[names[0]]),
+        {**options[names[0]], **audit},
+        items,
+        out_dir,
+        model,
+        None if weights is None else Path(weights),
+        backend,
+        quantize,
+        reader,
+        json_out,
+        batch_size,
+        workers,
+        resume,
+        shard,
+        debug,
+        skip_ungradable,
+        report,
+    )
+
+
+def _predict_one(
+    reg: Any,
+    task_obj: Any,
+    options: dict[str, Any],
+    items: list[Any],
+    out_dir: Path,
+    model: str | None,
+    weights: Path | None,
+    backend: Backend,
+    quantize: bool,
+    reader: Any,
+    json_out: bool,
+    batch_size: int,
+    workers: int,
+    resume: bool,
+    shard: str | None,
+    debug: bool,
+    skip_ungradable: bool,
+    report: Path | None,
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from eyescan.inference import predicting, sharding
+
     part, stems = _shard_option(shard), [item.stem for item in items]
     if part is not None:  # stems were assigned on the full list: names match unsharded runs
         items = [items[i] for i in sharding.positions(len(items), part)]
@@ -187,6 +402,7 @@ def predict(
     predicting.prepare(task_obj, loaded)  # companions loaded: the note names them
     warned: set[str] = set()
     warn_synthetic(loaded, warned)
+    providers = load_providers(reg, task_obj, [task_obj.name], backend, warned)
     records = []
     started = time.perf_counter()
     with Progress(
@@ -198,9 +414,21 @@ def predict(
         transient=True,
         disable=len(items) < 2,
     ) as progress:
-        bar = progress.add_task(f"{task} ({loaded.name})", total=len(items))
+        bar = progress.add_task(f"{task_obj.name} ({loaded.name})", total=len(items))
         for record in predicting.run(
-            reg, task_obj, loaded, items, out_dir, batch_size, workers, resume, is_debug(debug)
+            reg,
+            task_obj,
+            loaded,
+            items,
+            out_dir,
+            batch_size,
+            workers,
+            resume,
+            is_debug(debug),
+            reader=reader,
+            providers=providers,
+            skip_ungradable=skip_ungradable,
+            options=options,
         ):
             records.append(record)
             companion_notes(record, warned)  # a companion the task loaded during the run

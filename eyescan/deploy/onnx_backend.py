@@ -106,7 +106,9 @@ def calibration_items(registry: Any, task: Any, paths: list[Path], limit: int = 
             image = read_image(path)
         except EyescanError:
             continue
-        items.append(registry.hook.preprocess(task=task, image=image, source=str(path)))
+        items.append(
+            registry.hook.preprocess(task=task, image=image, source=str(path), provided={})
+        )
         if len(items) == limit:
             break
     return items

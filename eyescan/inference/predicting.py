@@ -19,12 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eyescan.data.duplicates import file_sha256
 from eyescan.errors import EyescanError, PluginError
-from eyescan.imaging.imageio import read_image, write_text
+from eyescan.imaging.imageio import write_text
+from eyescan.inference.photos import Photo, PhotoReader
+from eyescan.inference.providers import Provider
 from eyescan.plugins.task import Prediction, Task
 from eyescan.reports.records import PREDICTION_SCHEMA, dumps
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: What ``load`` returns for a photo the run abstains on (``--skip-ungradable``).
+ABSTAIN = object()
 
 
 @dataclass
@@ -96,6 +101,7 @@ def _error_record(
     record = {
         **base,
         "input": str(item.path),
+        "input_sha256": None,
         "id": item.stem,
         "ok": False,
         "outputs": {},
@@ -124,13 +130,70 @@ def requested_outputs(task: Task) -> list[str]:
     return names
 
 
-def provenance(model: Any) -> dict[str, Any]:
-    """``companions`` and ``synthetic_only`` of the models behind a record (see LoadedModel)."""
+def provenance(model: Any, providers: list[Any] = ()) -> dict[str, Any]:
+    """``companions`` and ``synthetic_only`` of the models behind a record (see LoadedModel);
+    the tasks that provided inputs (``providers``) are companions too."""
     described = getattr(model, "provenance", None)
     if callable(described):
-        return described()
-    card = getattr(model, "card", None) or {}
-    return {"companions": [], "synthetic_only": bool(card.get("synthetic_only"))}
+        found = described()
+    else:
+        card = getattr(model, "card", None) or {}
+        found = {"companions": [], "synthetic_only": bool(card.get("synthetic_only"))}
+    if providers:
+        found = {**found, "companions": [*found["companions"], *(p.companion() for p in providers)]}
+    return found
+
+
+def record_base(task: Task, model: Any, options: dict[str, Any] | None) -> dict[str, Any]:
+    """What every record of a run shares (and a resumed record must match)."""
+    base: dict[str, Any] = {
+        "schema": PREDICTION_SCHEMA,
+        "task": task.name,
+        "model": model.name,
+        "weights_sha256": model.sha256,
+    }
+    requested = requested_outputs(task)
+    if requested:
+        base["requested"] = requested
+    if options:
+        base["options"] = dict(options)
+    return base
+
+
+def ok_record(
+    base: dict[str, Any],
+    item: Item,
+    photo: Photo,
+    outputs: dict[str, Any],
+    files: dict[str, str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """A successful record (``outputs`` empty when the task abstained)."""
+    record = {
+        **base,
+        "input": str(item.path),
+        "input_sha256": photo.sha256,
+        "id": item.stem,
+        "ok": True,
+        "outputs": outputs,
+        "files": files,
+        "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+        "error": None,
+    }
+    if photo.quality is not None:
+        record["quality"] = photo.quality
+    return record
+
+
+def same_input(record: dict[str, Any], item: Item) -> bool:
+    """Whether a saved record was made from the file's current bytes (hash unchanged)."""
+    saved = record.get("input_sha256")
+    if saved is None:
+        return False
+    try:
+        return file_sha256(item.path) == saved
+    except EyescanError:
+        return False
 
 
 def prepare(task: Task, model: Any) -> None:
@@ -185,30 +248,31 @@ def run(
     workers: int = 2,
     resume: bool = False,
     debug: bool = False,
+    reader: PhotoReader | None = None,
+    providers: list[Provider] = (),
+    skip_ungradable: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Predict every item; yield records in input order (errors included).
 
-    ``out_dir=None`` writes nothing (no images, no per-image JSON).
+    ``out_dir=None`` writes nothing (no images, no per-image JSON). ``reader``
+    decodes each photo (``--fov`` masks, the quality gate); ``providers`` run
+    before the task's ``preprocess`` and fill its ``provided`` needs;
+    ``skip_ungradable`` abstains on photos the quality gate marks ungradable;
+    ``options`` (the run's options) go into every record.
     """
     hook = registry.hook
-    base = {
-        "schema": PREDICTION_SCHEMA,
-        "task": task.name,
-        "model": model.name,
-        "weights_sha256": model.sha256,
-    }
-    requested = requested_outputs(task)
-    if requested:
-        base["requested"] = requested
+    reader = reader or PhotoReader()
+    base = record_base(task, model, options)
     prepare(task, model)  # companions known before any record is checked or made
-    base.update(provenance(model))
+    base.update(provenance(model, providers))
     prefetch = max(2, 2 * batch_size * max(1, workers))
     owner = next(
         (p.name for p in getattr(registry, "plugins", {}).values() if task.name in p.tasks), ""
     )
 
     def failed(item: Item, exc: BaseException) -> dict[str, Any]:
-        return _error_record({**base, **provenance(model)}, item, exc, debug, owner)
+        return _error_record({**base, **provenance(model, providers)}, item, exc, debug, owner)
 
     def save_failure(item: Item, record: dict[str, Any]) -> None:
         if out_dir is None:
@@ -218,15 +282,28 @@ def run(
         except OSError:
             pass
 
-    def load(item: Item) -> tuple[Any, dict[str, float]]:
+    def load(item: Item) -> tuple[Any, dict[str, float], Photo]:
         t0 = time.perf_counter()
-        image = read_image(item.path)
+        photo = reader.read(item.path)
         t1 = time.perf_counter()
-        prepared = hook.preprocess(task=task, image=image, source=str(item.path))
+        timings = {"read": (t1 - t0) * 1e3}
+        if skip_ungradable and photo.ungradable:
+            return ABSTAIN, timings, photo
+        provided = dict(photo.provided)
+        for provider in providers:
+            provided[provider.need] = provider.run(hook, photo.image, str(item.path), provided)
         t2 = time.perf_counter()
-        return prepared, {"read": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
+        if providers:
+            timings["providers"] = (t2 - t1) * 1e3
+        prepared = hook.preprocess(
+            task=task, image=photo.image, source=str(item.path), provided=provided
+        )
+        timings["preprocess"] = (time.perf_counter() - t2) * 1e3
+        return prepared, timings, photo
 
-    def write(item: Item, prediction: Prediction, timings: dict[str, float]) -> dict[str, Any]:
+    def write(
+        item: Item, prediction: Prediction, timings: dict[str, float], photo: Photo
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
         files: dict[str, str] = {}
         if out_dir is not None:
@@ -235,17 +312,16 @@ def run(
             ):
                 files.update(part or {})
         timings["report"] = (time.perf_counter() - t0) * 1e3
-        record = {
-            **base,
-            **provenance(model),  # companions a task loaded lazily, during predict
-            "input": str(item.path),
-            "id": item.stem,
-            "ok": True,
-            "outputs": prediction.values,
-            "files": files,
-            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
-            "error": None,
-        }
+        record = ok_record(
+            {**base, **provenance(model, providers)}, item, photo, prediction.values, files, timings
+        )
+        if out_dir is not None:
+            write_text(record_path(out_dir, item.stem), dumps(record) + "\n")
+        return record
+
+    def abstain(item: Item, timings: dict[str, float], photo: Photo) -> dict[str, Any]:
+        record = ok_record({**base, **provenance(model, providers)}, item, photo, {}, {}, timings)
+        record["abstained"] = "ungradable"
         if out_dir is not None:
             write_text(record_path(out_dir, item.stem), dumps(record) + "\n")
         return record
@@ -263,6 +339,8 @@ def run(
                 if item is None:
                     return
                 done = completed(out_dir, item, base) if resume and out_dir is not None else None
+                if done is not None and not same_input(done, item):
+                    done = None
                 if done is not None:
                     pending.append((item, {**done, "resumed": True}))
                 else:
@@ -289,10 +367,14 @@ def run(
                     results.append((item, future))
                     continue
                 try:
-                    prepared, timings = future.result()
-                    batch.append((item, prepared, timings))
+                    prepared, timings, photo = future.result()
                 except Exception as exc:
                     results.append((item, failed(item, exc)))
+                    continue
+                if prepared is ABSTAIN:
+                    results.append((item, writer.submit(abstain, item, timings, photo)))
+                else:
+                    batch.append((item, prepared, timings, photo))
             fill()
             if batch:
                 t0 = time.perf_counter()
@@ -300,14 +382,16 @@ def run(
                     predictions = hook.predict(task=task, model=model, batch=[b[1] for b in batch])
                     _check_count(predictions, len(batch))
                     per_image = (time.perf_counter() - t0) * 1e3 / len(batch)
-                    for (item, _, timings), prediction in zip(batch, predictions):
+                    for (item, _, timings, photo), prediction in zip(batch, predictions):
                         timings["predict"] = per_image
-                        results.append((item, writer.submit(write, item, prediction, timings)))
+                        results.append(
+                            (item, writer.submit(write, item, prediction, timings, photo))
+                        )
                 except Exception as exc:
                     if len(batch) == 1:
                         results.append((batch[0][0], failed(batch[0][0], exc)))
                     else:  # retry one by one so one bad image does not sink the batch
-                        for item, prepared, timings in batch:
+                        for item, prepared, timings, photo in batch:
                             results.append(
                                 (
                                     item,
@@ -315,9 +399,7 @@ def run(
                                         hook,
                                         task,
                                         model,
-                                        item,
-                                        prepared,
-                                        timings,
+                                        (item, prepared, timings, photo),
                                         writer,
                                         write,
                                         failed,
@@ -338,7 +420,8 @@ def _check_count(predictions: Any, expected: int) -> None:
         raise PluginError(f"predict returned {count} predictions for {expected} images")
 
 
-def _single(hook, task, model, item, prepared, timings, writer, write, failed):
+def _single(hook, task, model, entry, writer, write, failed):
+    item, prepared, timings, photo = entry
     t0 = time.perf_counter()
     try:
         predictions = hook.predict(task=task, model=model, batch=[prepared])
@@ -347,7 +430,7 @@ def _single(hook, task, model, item, prepared, timings, writer, write, failed):
     except Exception as exc:
         return failed(item, exc)
     timings["predict"] = (time.perf_counter() - t0) * 1e3
-    return writer.submit(write, item, prediction, timings)
+    return writer.submit(write, item, prediction, timings, photo)
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:

@@ -17,7 +17,9 @@ hookimpl = pluggy.HookimplMarker("eyescan")
 
 
 @hookimpl(trylast=True)
-def preprocess(task: Task, image: Any, source: str) -> Any:
+def preprocess(task: Task, image: Any, source: str, provided: Any = None) -> Any:
+    if task.needs:  # only tasks that declare needs take the third argument
+        return task.preprocess(image, source, provided=provided or {})
     return task.preprocess(image, source)
 
 

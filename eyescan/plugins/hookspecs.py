@@ -1,6 +1,7 @@
 """Hook specifications: the whole contract between the core and plugins.
 
-Contract version: :data:`eyescan.HOOK_CONTRACT_VERSION` (1).
+Contract version: :data:`eyescan.HOOK_CONTRACT_VERSION` (2: ``preprocess`` gained
+``provided``; ``Task.needs`` / ``Task.provides``).
 
 Registration hooks receive a ``register`` callback and may call it any number
 of times; they run once when the plugin manager is built. Pipeline hooks are
@@ -72,12 +73,14 @@ def register_readers(register: Callable[..., None]) -> None:
 
 
 @hookspec(firstresult=True)
-def preprocess(task: Task, image: Any, source: str) -> Any:
+def preprocess(task: Task, image: Any, source: str, provided: Any) -> Any:
     """Turn one decoded RGB image (``uint8`` array, H×W×3) into model input.
 
     Called for every input image before batching, in a worker thread.
-    ``source`` is the input path (for messages). Returns a task-specific item
-    that ``predict`` accepts in a batch. firstresult.
+    ``source`` is the input path (for messages). ``provided`` (contract 2)
+    maps the task's ``needs`` that could be met to their values (a ``--fov``
+    mask, another task's output map). Returns a task-specific item that
+    ``predict`` accepts in a batch. firstresult.
     """
 
 

@@ -39,6 +39,33 @@ class PredictOption:
     output: bool = True
 
 
+@dataclass(frozen=True)
+class Need:
+    """An input a task takes besides the photograph, handed over by the core.
+
+    ``name`` is what the task reads from ``provided`` in ``preprocess``. The
+    core fills it from the user (``fov``: masks given with ``--fov``) or by
+    running the task that ``provides`` it (for example a ``vessel_probability``
+    map from the vessels task) once per photo; no plugin imports another.
+    A ``required`` need without a provider is an error; an optional one is
+    simply absent from ``provided``.
+    """
+
+    name: str
+    help: str = ""
+    required: bool = False
+
+
+#: Needs the core itself fills from predict options (not from another task).
+CORE_NEEDS = ("fov",)
+
+#: Options the core passes to every task on its per-run copy (``task.options``):
+#: ``explain`` (bool), ``threshold`` (float or None: the user's operating
+#: threshold for segmentation and binary outputs, ``--threshold``) and
+#: ``prob16`` (bool: write probability maps as 16-bit PNG, ``--prob16``).
+CORE_OPTIONS = ("explain", "threshold", "prob16")
+
+
 class Task:
     """One analysis task (``vessels``, ``rop``, ...).
 
@@ -55,6 +82,17 @@ class Task:
     weights_dir: ClassVar[Path | None] = None
     #: Task-specific predict flags (see :class:`PredictOption`).
     predict_options: ClassVar[tuple[PredictOption, ...]] = ()
+    #: Inputs the task takes besides the photograph (see :class:`Need`).
+    needs: ClassVar[tuple[Need, ...]] = ()
+    #: What this task's predictions can give other tasks: need name -> key of
+    #: ``Prediction.arrays`` (e.g. ``{"vessel_probability": "probability"}``),
+    #: an array at the input photo's size.
+    provides: ClassVar[dict[str, str]] = {}
+    #: Headline outputs for the multi-task table: output key -> short column name
+    #: (≤ 8 characters, so several tasks fit an 80-column terminal).
+    summary_outputs: ClassVar[dict[str, str]] = {}
+    #: A fundus-photograph task: the core's quality gate runs before it.
+    fundus: ClassVar[bool] = False
     #: This run's options (core flags such as ``explain`` and the task's own); read-only.
     options: Any = MappingProxyType({})
 
@@ -73,7 +111,13 @@ class Task:
         ``--resume`` can compare the companions of saved records. Default: nothing.
         """
 
-    def preprocess(self, image: Any, source: str) -> Any:
+    def preprocess(self, image: Any, source: str, provided: Any = None) -> Any:
+        """Model input for one decoded RGB photo.
+
+        ``provided`` (only passed to a task that declares ``needs``) maps each
+        need that could be met to its value, e.g. ``provided.get("fov")``: a
+        boolean H×W mask at the photo's size.
+        """
         raise NotImplementedError(f"task {self.name!r} does not implement preprocess")
 
     def predict(self, model: Any, batch: list[Any]) -> list[Prediction]:

@@ -10,6 +10,7 @@ PREDICTION_SCHEMA = "eyescan.prediction/1"
 EVALUATION_SCHEMA = "eyescan.evaluation/1"
 TRAINING_SCHEMA = "eyescan.training/1"
 BENCHMARK_SCHEMA = "eyescan.benchmark/1"
+SCREENING_SCHEMA = "eyescan.screening/1"
 
 #: Keys every prediction record has, with their JSON types.
 PREDICTION_FIELDS: dict[str, tuple[type, ...]] = {
@@ -18,6 +19,7 @@ PREDICTION_FIELDS: dict[str, tuple[type, ...]] = {
     "model": (str,),
     "weights_sha256": (str, type(None)),
     "input": (str,),
+    "input_sha256": (str, type(None)),
     "id": (str,),
     "ok": (bool,),
     "outputs": (dict,),
