@@ -6,7 +6,8 @@
 2. four IDRiD disease-grading **test** photographs (CC BY 4.0, attribution in
    examples/README.md), the first test photo of DR grade 0, 2, 3 and 4 in the official
    label order (a rule, not a choice by how well our models do on them), down-sampled
-   to at most 1072 px wide (a quarter of the originals: 1072×712) JPEG. Skipped when the IDRiD folder is absent.
+   to at most 1072 px wide (a quarter of the originals: 1072×712) JPEG. Skipped when
+   the IDRiD folder is absent.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from eyescan import __version__
-from eyescan.cli import deploy, evaluate, info, predict, results, train
+from eyescan.cli import deploy, evaluate, info, predict, results, train, verify
 from eyescan.cli.common import ExitCode, err, handle_errors, out
 from eyescan.cli.plugin_cmd import plugin_app
 
@@ -56,6 +56,7 @@ app.command()(evaluate.evaluate)
 app.command("report")(results.report_command)
 app.command()(deploy.benchmark)
 app.command()(deploy.export)
+app.command()(verify.verify)
 
 
 def main() -> None:

@@ -285,3 +285,20 @@ def load_backend(
     if loaded.backend == "onnx":
         err.print(onnx_backend.describe(loaded), highlight=False)
     return loaded
+
+
+def load_providers(
+    reg: Any, task: Any, running: list[str], backend: Backend, warned: set[str]
+) -> list[Any]:
+    """Providers of ``task``'s needs that no task of the run meets, loaded once each."""
+    from eyescan.inference.providers import Provider, resolve
+
+    found = []
+    for need, name in resolve(reg.tasks, task, running).items():
+        if name in running:
+            continue
+        provider_task = reg.task(name).configured({"explain": False})
+        loaded = load_backend(reg, provider_task, None, None, backend, False)
+        warn_synthetic(loaded, warned)
+        found.append(Provider(need, provider_task, loaded, provider_task.provides[need]))
+    return found

@@ -4,6 +4,10 @@
 summary goes into the weights' model card (``metrics`` and ``evaluation``).
 It needs ``--weights``: the card shipped inside a plugin is never rewritten
 unless its file is named explicitly.
+
+``--out FILE`` keeps the result: ``FILE`` as JSON Lines (the summary record
+first, then one record per image, as ``--json`` prints them) and ``FILE`` with
+suffix ``.csv`` beside it (one row per image), both written atomically.
 """
 
 from __future__ import annotations
@@ -71,6 +75,15 @@ def evaluate(
         Path | None,
         typer.Option("--plots", help="Write figures (PNG) and DIR/index.html to this folder."),
     ] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the summary and per-image records to this JSON Lines file, "
+            "and the per-image rows to FILE.csv beside it.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -85,6 +98,8 @@ def evaluate(
         )
     if update_card and Path(weights).suffix != ".safetensors":
         raise error(f"--update-card: {weights} has no model card (only .safetensors weights do)")
+    if out_file is not None and Path(out_file).suffix.lower() == ".csv":
+        raise error(f"--out {out_file}: name the JSON Lines file (the CSV goes beside it)")
     picked = data_options(columns, holdout, holdout_seed, annotator)
     reg = registry()
     task_obj = reg.task(task)
@@ -109,12 +124,60 @@ def evaluate(
         _update_card(loaded.weights, summary, data, split.value)
     if plots is not None:
         _write_plots(plots, {**base, "data": str(data), "split": split.value}, result)
+    images = [{**base, "kind": "image", **image} for image in result["images"]]
+    summary_record = {**base, "kind": "summary", **summary, **loaded.provenance()}
+    if out_file is not None:
+        table = write_evaluation(out_file, summary_record, images)
+        err.print(f"wrote {out_file} and {table}", highlight=False, soft_wrap=True)
     if json_out:
-        for image in result["images"]:
-            print_json({**base, "kind": "image", **image})
-        print_json({**base, "kind": "summary", **summary, **loaded.provenance()})
+        for image in images:
+            print_json(image)
+        print_json(summary_record)
         return
     out.print(metric_table(summary))
+
+
+def csv_path(path: Path) -> Path:
+    """Where ``--out FILE`` puts its CSV: ``FILE`` with suffix ``.csv``."""
+    return Path(path).with_suffix(".csv")
+
+
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: text as is, null empty, numbers, booleans and nested values as JSON."""
+    import json
+
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def write_evaluation(path: Path, summary: dict[str, Any], images: list[dict[str, Any]]) -> Path:
+    """Write ``path`` (JSON Lines: the summary, then the images) and its CSV; returns the CSV.
+
+    The CSV has one row per image; its columns are the union of the image records'
+    keys in order of first appearance. Both files are written atomically.
+    """
+    import csv
+    import io
+    import json
+
+    from eyescan.imaging.imageio import write_text
+    from eyescan.reports.records import dumps
+
+    lines = [dumps(summary)] + [dumps(image) for image in images]
+    rows = [json.loads(line) for line in lines[1:]]  # JSON-safe values (NaN -> null)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(key)) for key in columns])
+    table = csv_path(path)
+    write_text(Path(path), "".join(line + "\n" for line in lines))
+    write_text(table, buffer.getvalue())
+    return table
 
 
 def with_interval(value: Any, interval: Any) -> str:
@@ -181,4 +244,4 @@ def _write_plots(folder: Path, header: dict[str, Any], result: dict[str, Any]) -
     err.print(f"plots: {names} in {folder}/; report: {page}", highlight=False, soft_wrap=True)
 
 
-__all__ = ["evaluate", "metric_table", "with_interval"]
+__all__ = ["csv_path", "evaluate", "metric_table", "with_interval", "write_evaluation"]

@@ -31,6 +31,7 @@ from eyescan.cli.common import (
     handle_errors,
     is_debug,
     load_backend,
+    load_providers,
     note,
     one_line,
     print_json,
@@ -209,23 +210,6 @@ def photo_reader(fov: Path | None, tasks: list[Any]) -> Any:
     return PhotoReader(
         fov=None if fov is None else FovMasks(fov), assess=any(t.fundus for t in tasks)
     )
-
-
-def load_providers(
-    reg: Any, task: Any, running: list[str], backend: Backend, warned: set[str]
-) -> list[Any]:
-    """Providers of ``task``'s needs that no task of the run meets, loaded once each."""
-    from eyescan.inference.providers import Provider, resolve
-
-    found = []
-    for need, name in resolve(reg.tasks, task, running).items():
-        if name in running:
-            continue
-        provider_task = reg.task(name).configured({"explain": False})
-        loaded = load_backend(reg, provider_task, None, None, backend, False)
-        warn_synthetic(loaded, warned)
-        found.append(Provider(need, provider_task, loaded, provider_task.provides[need]))
-    return found
 
 
 @handle_errors

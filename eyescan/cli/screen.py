@@ -22,6 +22,7 @@ from eyescan.cli.common import (
     companion_notes,
     err,
     load_backend,
+    load_providers,
     one_line,
     out,
     print_json,
@@ -58,7 +59,6 @@ def predict_many(
     report: Path | None,
 ) -> None:
     """Run every task on every photo; print the table (or JSON Lines) and write the records."""
-    from eyescan.cli.predict import load_providers
     from eyescan.inference import predicting, providers, screening
 
     by_name = {t.name: t for t in tasks}

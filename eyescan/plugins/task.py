@@ -140,6 +140,20 @@ class Task:
         image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         return self.preprocess(image, "<benchmark>")
 
+    def reference_image(self) -> Any:
+        """The image ``eyescan verify`` reproduces stored outputs on (``uint8`` H×W×3).
+
+        Default: a 400-pixel-wide copy of a CC0 fundus photograph bundled with the
+        core (``eyescan/data/reference_fundus.jpg``, see examples/README.md). A task
+        for other photographs overrides it with a deterministic image of its own.
+        """
+        from importlib.resources import as_file, files
+
+        from eyescan.imaging.imageio import read_image
+
+        with as_file(files("eyescan.data") / "reference_fundus.jpg") as path:
+            return read_image(path)
+
     def default_weights(self, model: str) -> Path | None:
         """Path of the shipped weights for ``model``, if the plugin ships them."""
         if self.weights_dir is None:
