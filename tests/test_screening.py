@@ -227,3 +227,16 @@ def test_shipped_fundus_tasks_together_on_the_example(invoke, tmp_path):
     assert list(record["tasks"]) == names and record["ok"]
     assert record["quality"]["gradable"], record["quality"]
     assert MapTask.name not in record["tasks"]
+
+
+def test_screening_report_from_predict_and_from_eyescan_report(invoke, pair, photos, tmp_path):
+    out = tmp_path / "out"
+    (photos / "fail.png").write_bytes((photos / "a.png").read_bytes())
+    result = invoke("predict", "toymap,toyuse", photos, "--out", out, "--report", out / "r.html")
+    assert result.exit_code == 1  # the failing photo; the report is still written
+    page = (out / "r.html").read_text()
+    assert "eyescan screening report" in page and "toyuse.map_mean" in page
+    assert "toyuse fail" in page and page.count('class="image-row') == 3
+    again = invoke("report", out)
+    assert again.exit_code == 0, again.output
+    assert "toymap.score" in (out / "report.html").read_text()

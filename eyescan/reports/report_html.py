@@ -358,3 +358,50 @@ def write_evaluation_report(
     """Write :func:`evaluation_html` to ``out`` atomically; returns ``out``."""
     write_text(Path(out), evaluation_html(header, result, figures))
     return Path(out)
+
+
+def flatten_screening(record: dict[str, Any]) -> dict[str, Any]:
+    """A screening record as one prediction-report row: ``TASK.output`` columns, every task's
+    files (already relative to ``--out``), the quality verdict, each task's error."""
+    outputs: dict[str, Any] = {}
+    quality = record.get("quality")
+    if quality:
+        outputs["gradable"] = bool(quality.get("gradable"))
+        outputs["quality"] = ", ".join(quality.get("reasons") or []) or "ok"
+        outputs["flagged"] = not quality.get("gradable", True)
+    files: dict[str, str] = {}
+    errors = []
+    for name, part in (record.get("tasks") or {}).items():
+        if part.get("abstained"):
+            outputs[f"{name}.abstained"] = part["abstained"]
+        for key, value in (part.get("outputs") or {}).items():
+            outputs[f"{name}.{key}"] = value
+        files.update({f"{name}.{k}": v for k, v in (part.get("files") or {}).items()})
+        if not part.get("ok"):
+            error = part.get("error") or {}
+            errors.append(f"{name}: {error.get('message', '')}")
+    error = record.get("error")
+    if error is None and errors:
+        error = {"code": "task_failed", "message": " | ".join(errors)}
+    return {
+        "task": ",".join(record.get("tasks") or {}),
+        "input": record.get("input", ""),
+        "id": record.get("id", ""),
+        "ok": bool(record.get("ok")),
+        "outputs": outputs,
+        "files": files,
+        "error": error,
+    }
+
+
+def screening_html(records: list[dict[str, Any]], results_dir: Path) -> str:
+    """The multi-task report: one row per photo, every task's outputs and overlays."""
+    rows = [flatten_screening(r) for r in records]
+    page = prediction_html(rows, results_dir)
+    return page.replace("eyescan prediction report", "eyescan screening report")
+
+
+def write_screening_report(records: list[dict[str, Any]], results_dir: Path, out: Path) -> Path:
+    """Write :func:`screening_html` to ``out`` atomically; returns ``out``."""
+    write_text(Path(out), screening_html(records, results_dir))
+    return Path(out)
