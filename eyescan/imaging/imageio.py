@@ -272,9 +272,10 @@ def save_png(path: Path, array: np.ndarray) -> Path:
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     if array.dtype == np.uint16:
-        image = Image.fromarray(array, mode="I;16") if array.ndim == 2 else None
-        if image is None:
+        if array.ndim != 2:
             raise ValueError("16-bit PNG only for single-channel maps")
+        # little-endian uint16 is mode I;16 (Pillow 13 refuses an explicit mode= here)
+        image = Image.fromarray(np.ascontiguousarray(array, dtype="<u2"))
     else:
         image = Image.fromarray(np.ascontiguousarray(array.astype(np.uint8)))
     with atomic_path(path) as tmp:
@@ -285,3 +286,24 @@ def save_png(path: Path, array: np.ndarray) -> Path:
 def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
     """Map probabilities in [0, 1] to ``uint8`` grey levels."""
     return np.clip(np.rint(np.asarray(prob, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_probability(path: Path, prob: np.ndarray, bits: int = 8) -> Path:
+    """Save a probability map (float H×W in [0, 1]) as a grey PNG, atomically.
+
+    ``bits=8`` writes ``uint8`` levels ``round(p * 255)`` (mode ``L``, the same bytes
+    as ``save_png(path, probability_to_uint8(prob))``); ``bits=16`` writes ``uint16``
+    levels ``round(p * 65535)`` (mode ``I;16``: divide by 65535 to read it back).
+    Values outside [0, 1] are clipped; NaN and ±inf are written as 0.
+    """
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, not {bits!r}")
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.ndim != 2:
+        raise ValueError(f"a probability map is H×W, not {prob.shape}")
+    if not np.isfinite(prob).all():
+        prob = np.where(np.isfinite(prob), prob, 0.0).astype(np.float32)
+    if bits == 8:
+        return save_png(path, probability_to_uint8(prob))
+    levels = np.clip(np.rint(prob.astype(np.float64) * 65535.0), 0, 65535).astype(np.uint16)
+    return save_png(path, levels)

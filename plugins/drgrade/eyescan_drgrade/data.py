@@ -299,10 +299,11 @@ def square_fundus(
     return fundus.square_fov(image, margin, mask)
 
 
-def fundus_item(image: np.ndarray) -> dict[str, Any]:
-    """A photograph ready for the models: the original and its FOV mask (estimated
-    once; each model crops its square view from them with its own margin)."""
-    return {"original": image, "fov": fundus.fov_mask(image)}
+def fundus_item(image: np.ndarray, fov: np.ndarray | None = None) -> dict[str, Any]:
+    """A photograph ready for the models: the original and its FOV mask (``fov`` when
+    given, else estimated once; each model crops its square view from them with its
+    own margin)."""
+    return {"original": image, "fov": fundus.fov_mask(image) if fov is None else fov}
 
 
 def write_voc_xml(path: Path, annotation: BoxAnnotation, image_path: Path | None = None) -> Path:

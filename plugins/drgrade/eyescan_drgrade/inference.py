@@ -152,17 +152,29 @@ def cam_target(grader: Any, grade: int) -> int:
 
 
 def predict_items(
-    module: Any, items: list[dict[str, Any]], explain: bool = False
+    module: Any,
+    items: list[dict[str, Any]],
+    explain: bool = False,
+    referable_threshold: float | None = None,
 ) -> list[Prediction]:
     """Grade, DME risk and/or lesions of preprocessed items (:func:`fundus_item`), as
     the prediction records show them.
 
     ``arrays["detections"]`` keeps every detection (original pixels, with scores)
     for evaluation; ``values["lesions"]`` only those at the operating threshold.
+    ``referable`` is ``grade >= 2`` (the final grade); with ``referable_threshold``
+    (``eyescan predict --threshold``) it is ``referable_probability >= threshold``
+    instead (the recorded, rounded probability), the grade unchanged, and the
+    threshold is recorded as ``referable_threshold``. That needs the grader.
     """
     from eyescan_drgrade.models import parts
 
     grader, detector = parts(module)
+    if referable_threshold is not None and grader is None:
+        raise EyescanError(
+            "drgrade --threshold decides referable DR on P(referable), which this model "
+            "(a lesion detector without a grader) does not give"
+        )
     settings = predict_settings(module, explain)
     views = square_views(module, items)
     squares = {part: [square for square, _ in found] for part, found in views.items()}
@@ -208,6 +220,9 @@ def predict_items(
             values["combine"] = settings["combine"]
         final = combine_grades(by_classifier, by_lesions, settings["combine"])
         values = {**grade_record(final), **values}
+        if referable_threshold is not None:  # predict --threshold: on P(referable)
+            values["referable"] = bool(values["referable_probability"] >= referable_threshold)
+            values["referable_threshold"] = referable_threshold
         if settings["gradcam"] and grader is not None:
             from eyescan.api import explain
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from eyescan.api import Prediction, Task, imageio
+from eyescan.api import DataError, EyescanError, Need, Prediction, Task, imageio
 from eyescan_drgrade.data import fundus_item
 from eyescan_drgrade.inference import COMBINE_ENV, predict_items
 
@@ -28,13 +28,29 @@ class DrGradeTask(Task):
     description = "DR 5-grade classification; lesion detection (MA, haemorrhage, hard exudate)"
     default_model = "screen"
     weights_dir = WEIGHTS_DIR
+    needs: ClassVar[tuple[Need, ...]] = (
+        Need("fov", help="field-of-view mask used instead of the estimated one"),
+    )
+    fundus = True
+    summary_outputs: ClassVar[dict[str, str]] = {"grade": "DR", "referable": "refer", "dme_risk": "DME"}
 
-    def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
-        return fundus_item(image)
+    def preprocess(self, image: np.ndarray, source: str, provided: Any = None) -> dict[str, Any]:
+        """The photo and its FOV: ``provided["fov"]`` (``eyescan predict --fov``) when
+        given, else estimated. The FOV frames the square view each model sees."""
+        given = given_fov(provided, image, source)
+        item = fundus_item(image, given)
+        if given is not None:
+            item["fov_given"] = True
+        return item
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
         explain = bool(self.options.get("explain"))
-        return predict_items(model.module, batch, bool(explain))
+        threshold = operating_threshold(self.options)  # predict --threshold: referable
+        results = predict_items(model.module, batch, bool(explain), threshold)
+        for item, result in zip(batch, results):
+            if item.get("fov_given"):  # predict --fov
+                result.values["fov_source"] = "given"
+        return results
 
     def report(self, prediction: Prediction, out_dir: Path, stem: str) -> dict[str, str]:
         files = {}
@@ -63,6 +79,37 @@ class DrGradeTask(Task):
         from eyescan_drgrade.evaluation import evaluate
 
         return evaluate(model, data, options)
+
+
+def operating_threshold(options: Any) -> float | None:
+    """The user's ``--threshold`` (``options["threshold"]``) or None; a value outside
+    (0, 1) is an :class:`EyescanError`."""
+    value = options.get("threshold")
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise EyescanError(f"--threshold must be a number in (0, 1), not {value!r}") from None
+    if not 0.0 < value < 1.0:
+        raise EyescanError(f"--threshold must be in (0, 1) (exclusive), not {value:g}")
+    return value
+
+
+def given_fov(provided: Any, image: np.ndarray, source: str) -> np.ndarray | None:
+    """The FOV mask given for this photo (``provided["fov"]``) as bool H×W, or None;
+    a mask whose shape is not the photo's is a :class:`DataError` naming ``source``."""
+    fov = (provided or {}).get("fov")
+    if fov is None:
+        return None
+    fov = np.asarray(fov)
+    if fov.shape != image.shape[:2]:
+        got = "x".join(str(n) for n in fov.shape[::-1])
+        raise DataError(
+            f"{source}: the given FOV mask is {got} pixels, the photo "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    return fov.astype(bool, copy=False)
 
 
 def draw_lesions(image: np.ndarray, lesions: list[dict[str, Any]]) -> np.ndarray:

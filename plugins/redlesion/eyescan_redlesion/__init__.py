@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from eyescan.api import hookimpl
 
-EYESCAN_HOOK_CONTRACT = 1
+EYESCAN_HOOK_CONTRACT = 2
 
 _MODELS = {
     "redseg": ("redseg", "Red-Seg: VGG16, MA branch conv2-4, HE branch conv3-5 (seed)"),

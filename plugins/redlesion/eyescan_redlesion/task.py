@@ -7,11 +7,11 @@ when called); the network and its probability maps in ``models.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from eyescan.api import Prediction, Task, fundus, imageio, overlays
+from eyescan.api import DataError, EyescanError, Need, Prediction, Task, fundus, imageio, overlays
 from eyescan_redlesion.data import LESIONS, card_view
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -27,9 +27,19 @@ class RedLesionTask(Task):
     description = "Red-lesion (microaneurysm, haemorrhage) segmentation of fundus photographs"
     default_model = "redseg-mobilenet"
     weights_dir = WEIGHTS_DIR
+    needs: ClassVar[tuple[Need, ...]] = (
+        Need("fov", help="field-of-view mask used instead of the estimated one"),
+    )
+    fundus = True
+    summary_outputs: ClassVar[dict[str, str]] = {"ma_count": "MA", "he_count": "HE"}
 
-    def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
-        return {"original": image, "fov": fundus.fov_mask(image)}
+    def preprocess(self, image: np.ndarray, source: str, provided: Any = None) -> dict[str, Any]:
+        """The photo and its FOV: ``provided["fov"]`` (``eyescan predict --fov``) when
+        given, else estimated. The FOV frames the model's view and bounds the masks."""
+        given = given_fov(provided, image, source)
+        if given is None:
+            return {"original": image, "fov": fundus.fov_mask(image)}
+        return {"original": image, "fov": given, "fov_given": True}
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
         from eyescan_redlesion.lesions import card_thresholds, summarise
@@ -38,6 +48,9 @@ class RedLesionTask(Task):
         card = getattr(model, "card", {}) or {}
         view = card_view(card)
         thresholds = card_thresholds(card)
+        user = operating_threshold(self.options)
+        if user is not None:  # predict --threshold: one value for every lesion type
+            thresholds = {name: user for name in LESIONS}
         results = []
         for item in batch:
             fov = item["fov"]
@@ -70,6 +83,8 @@ class RedLesionTask(Task):
                     "model_fov_width": view["fov_width"],
                 }
             )
+            if item.get("fov_given"):  # predict --fov
+                values["fov_source"] = "given"
             results.append(Prediction(values, arrays, item["original"]))
         return results
 
@@ -80,10 +95,9 @@ class RedLesionTask(Task):
             "overlay": f"{stem}_overlay.png",
         }
         arrays = prediction.arrays
+        bits = 16 if self.options.get("prob16") else 8  # predict --prob16
         for name in LESIONS:
-            imageio.save_png(
-                out_dir / files[f"{name}_probability"], imageio.probability_to_uint8(arrays[name])
-            )
+            imageio.save_probability(out_dir / files[f"{name}_probability"], arrays[name], bits)
         imageio.save_png(
             out_dir / files["overlay"],
             lesion_overlay(prediction.image, arrays["ma_mask"], arrays["he_mask"]),
@@ -99,6 +113,37 @@ class RedLesionTask(Task):
         from eyescan_redlesion.evaluation import evaluate
 
         return evaluate(model, data, options)
+
+
+def operating_threshold(options: Any) -> float | None:
+    """The user's ``--threshold`` (``options["threshold"]``) or None; a value outside
+    (0, 1) is an :class:`EyescanError`."""
+    value = options.get("threshold")
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise EyescanError(f"--threshold must be a number in (0, 1), not {value!r}") from None
+    if not 0.0 < value < 1.0:
+        raise EyescanError(f"--threshold must be in (0, 1) (exclusive), not {value:g}")
+    return value
+
+
+def given_fov(provided: Any, image: np.ndarray, source: str) -> np.ndarray | None:
+    """The FOV mask given for this photo (``provided["fov"]``) as bool H×W, or None;
+    a mask whose shape is not the photo's is a :class:`DataError` naming ``source``."""
+    fov = (provided or {}).get("fov")
+    if fov is None:
+        return None
+    fov = np.asarray(fov)
+    if fov.shape != image.shape[:2]:
+        got = "x".join(str(n) for n in fov.shape[::-1])
+        raise DataError(
+            f"{source}: the given FOV mask is {got} pixels, the photo "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    return fov.astype(bool, copy=False)
 
 
 def lesion_overlay(image: np.ndarray, ma: np.ndarray, he: np.ndarray) -> np.ndarray:

@@ -114,8 +114,20 @@ class Cascade:
     def size(model: Any) -> int:
         return int((model.card or {}).get("image_size", 256))
 
-    def probabilities(self, enhanced: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """P(ROP) (NaN without stage 1) and P(TR-ROP) (NaN where stage 2 did not run)."""
+    def thresholds(self, user: float | None = None) -> tuple[float, float]:
+        """The (stage 1, stage 2) decision thresholds: :data:`THRESHOLD` both, unless the
+        user gives one (``eyescan predict --threshold``). It sets the ROP decision (stage
+        1), which also picks the images stage 2 sees; stage 2 keeps :data:`THRESHOLD`.
+        A cascade of stage 2 alone makes only the TR-ROP decision: the value sets that."""
+        if user is None:
+            return THRESHOLD, THRESHOLD
+        return (THRESHOLD, user) if self.stage1 is None else (user, THRESHOLD)
+
+    def probabilities(
+        self, enhanced: list[np.ndarray], threshold: float = THRESHOLD
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(ROP) (NaN without stage 1) and P(TR-ROP) (NaN where stage 2 did not run:
+        stage 2 runs on images whose P(ROP) reaches the stage-1 ``threshold``)."""
         n = len(enhanced)
         p_rop = np.full(n, np.nan)
         p_tr = np.full(n, np.nan)
@@ -124,35 +136,40 @@ class Cascade:
                 self.stage1.module, batch_of(enhanced, self.size(self.stage1))
             )
         if self.stage2 is not None:
-            todo = [i for i in range(n) if self.stage1 is None or p_rop[i] >= THRESHOLD]
+            todo = [i for i in range(n) if self.stage1 is None or p_rop[i] >= threshold]
             if todo:
                 x = batch_of([enhanced[i] for i in todo], self.size(self.stage2))
                 p_tr[todo] = positive_probability(self.stage2.module, x)
         return p_rop, p_tr
 
-    def values(self, p_rop: float, p_tr: float) -> dict[str, Any]:
-        """The JSON outputs of one image."""
-        stage1 = None if np.isnan(p_rop) else STAGE_CLASSES[1][int(p_rop >= THRESHOLD)]
-        stage2 = None if np.isnan(p_tr) else STAGE_CLASSES[2][int(p_tr >= THRESHOLD)]
+    def values(self, p_rop: float, p_tr: float, user: float | None = None) -> dict[str, Any]:
+        """The JSON outputs of one image (``user``: the ``--threshold``, see
+        :meth:`thresholds`; recorded as ``threshold`` with both ``stage_thresholds``)."""
+        t1, t2 = self.thresholds(user)
+        stage1 = None if np.isnan(p_rop) else STAGE_CLASSES[1][int(p_rop >= t1)]
+        stage2 = None if np.isnan(p_tr) else STAGE_CLASSES[2][int(p_tr >= t2)]
         if stage1 == "normal":
             diagnosis = "normal"
         elif stage2 is None:
             diagnosis = "rop"  # stage 2 not available
         else:
             diagnosis = "tr-rop" if stage2 == "tr-rop" else "rop"
-        return {
+        out = {
             "diagnosis": diagnosis,
             "rop_probability": None if stage1 is None else float(p_rop),
             "tr_rop_probability": None if stage2 is None else float(p_tr),
             "stage1": stage1,
             "stage2": stage2,
             "stage2_run": stage2 is not None,
-            "threshold": THRESHOLD,
+            "threshold": THRESHOLD if user is None else user,
             "models": {
                 "stage1": None if self.stage1 is None else self.stage1.name,
                 "stage2": None if self.stage2 is None else self.stage2.name,
             },
         }
+        if user is not None:  # predict --threshold: which stage it set
+            out["stage_thresholds"] = {"stage1": t1, "stage2": t2}
+        return out
 
     def explain(
         self, enhanced: np.ndarray, original: np.ndarray, values: dict[str, Any]

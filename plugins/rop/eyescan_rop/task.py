@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from eyescan.api import Prediction, Task, imageio
+from eyescan.api import EyescanError, Prediction, Task, imageio
 from eyescan_rop.cascade import Cascade
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -39,11 +39,13 @@ class RopTask(Task):
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
         cascade = Cascade.of(model)
-        p_rop, p_tr = cascade.probabilities([item["image"] for item in batch])
+        user = operating_threshold(self.options)  # predict --threshold: the ROP decision
+        stage1, _ = cascade.thresholds(user)
+        p_rop, p_tr = cascade.probabilities([item["image"] for item in batch], stage1)
         explain = bool(self.options.get("explain"))  # eyescan predict --explain
         results = []
         for i, item in enumerate(batch):
-            values = cascade.values(p_rop[i], p_tr[i])
+            values = cascade.values(p_rop[i], p_tr[i], user)
             arrays = {}
             if explain:
                 arrays = cascade.explain(item["image"], item["original"], values)
@@ -66,3 +68,18 @@ class RopTask(Task):
         from eyescan_rop.evaluation import evaluate
 
         return evaluate(model, data, options)
+
+
+def operating_threshold(options: Any) -> float | None:
+    """The user's ``--threshold`` (``options["threshold"]``) or None; a value outside
+    (0, 1) is an :class:`EyescanError`."""
+    value = options.get("threshold")
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise EyescanError(f"--threshold must be a number in (0, 1), not {value!r}") from None
+    if not 0.0 < value < 1.0:
+        raise EyescanError(f"--threshold must be in (0, 1) (exclusive), not {value:g}")
+    return value

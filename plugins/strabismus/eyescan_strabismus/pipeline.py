@@ -198,8 +198,10 @@ def classify(
     detections: list[dict[str, np.ndarray]],
     detector_sha: str | None = None,
     explain: bool = False,
+    threshold: float = THRESHOLD,
 ) -> list[Prediction]:
-    """Crop each image's best eye-region box and classify it (one batch for all crops)."""
+    """Crop each image's best eye-region box and classify it (one batch for all crops):
+    "strabismus" when P(strabismus) reaches ``threshold`` (recorded as ``threshold``)."""
     import torch
 
     from eyescan_strabismus.data import classifier_tensor, crop
@@ -212,7 +214,7 @@ def classify(
             "result": "no eye region found",
             "strabismus_probability": None,
             **region,
-            "threshold": THRESHOLD,
+            "threshold": threshold,
             "detector_sha256": detector_sha,
         }
         if region["eye_region_found"]:
@@ -227,7 +229,7 @@ def classify(
         for k, (index, p) in enumerate(zip(found, probs)):
             values = predictions[index].values
             values["strabismus_probability"] = round(float(p), 4)
-            values["result"] = "strabismus" if p >= THRESHOLD else "normal"
+            values["result"] = "strabismus" if p >= threshold else "normal"
             if explain:
                 predictions[index].arrays["heat"] = heat_map(
                     module, x[k : k + 1], predictions[index]

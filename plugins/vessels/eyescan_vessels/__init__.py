@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from eyescan.api import hookimpl
 
-EYESCAN_HOOK_CONTRACT = 1
+EYESCAN_HOOK_CONTRACT = 2
 
 
 @hookimpl

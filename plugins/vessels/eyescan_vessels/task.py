@@ -11,7 +11,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eyescan.api import Prediction, PredictOption, Task, fundus, imageio, overlays
+from eyescan.api import (
+    DataError,
+    EyescanError,
+    Need,
+    Prediction,
+    PredictOption,
+    Task,
+    fundus,
+    imageio,
+    overlays,
+)
 from eyescan_vessels.inference import (
     THRESHOLD,
     TILE,
@@ -36,6 +46,13 @@ class VesselsTask(Task):
     predict_options: ClassVar[tuple[PredictOption, ...]] = (
         PredictOption("morphometry", "skeleton length, density and mean width of the vessels"),
     )
+    needs: ClassVar[tuple[Need, ...]] = (
+        Need("fov", help="field-of-view mask used instead of the estimated one"),
+    )
+    #: ``arrays["probability"]``: the vessel probability (float32) at the photo's size.
+    provides: ClassVar[dict[str, str]] = {"vessel_probability": "probability"}
+    fundus = True
+    summary_outputs: ClassVar[dict[str, str]] = {"vessel_fraction": "vessels"}
 
     #: FOV diameter of the model of this run (set by :meth:`prepare`; see ``scale.py``).
     target: float | None = None
@@ -44,17 +61,25 @@ class VesselsTask(Task):
         """Note the model's scale so that :meth:`preprocess` resamples at it."""
         self.target = model_scale(model)
 
-    def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
-        """Enhanced network input (at the model's scale), estimated FOV, the photo."""
-        fov = fundus.fov_mask(image)
+    def preprocess(self, image: np.ndarray, source: str, provided: Any = None) -> dict[str, Any]:
+        """Enhanced network input (at the model's scale), FOV, the photo.
+
+        The FOV is ``provided["fov"]`` (``eyescan predict --fov``) when given, else
+        estimated from the photo; it decides the model's scale and bounds the mask.
+        """
+        given = given_fov(provided, image, source)
+        fov = fundus.fov_mask(image) if given is None else given
         enhanced, factor = model_input(image, fov, self.target)
-        return {
+        item = {
             "image": enhanced,
             "fov": fov,
             "original": image,
             "target": self.target,
             "factor": factor,
         }
+        if given is not None:
+            item["fov_given"] = True
+        return item
 
     def example_input(self, size: int) -> dict[str, Any]:
         """A random ``size``² input taken as already at the model's scale (benchmarks time
@@ -66,6 +91,7 @@ class VesselsTask(Task):
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
         results = []
         target = model_scale(model)
+        threshold = operating_threshold(self.options, THRESHOLD)
         for item in batch:
             fov, original = item["fov"], item["original"]
             image, factor = item["image"], item.get("factor", 1.0)
@@ -74,7 +100,7 @@ class VesselsTask(Task):
                 reuse = image if factor == 1.0 else None
                 image, factor = model_input(original, fov, target, reuse)
             prob = resize_probability(probability_map(model.module, image), fov.shape)
-            vessels = (prob >= THRESHOLD) & fov
+            vessels = (prob >= threshold) & fov
             fov_pixels = int(fov.sum())
             values = {
                 "vessel_fraction": float(vessels.sum() / fov_pixels) if fov_pixels else 0.0,
@@ -82,8 +108,10 @@ class VesselsTask(Task):
                 "fov_pixels": fov_pixels,
                 "height": int(prob.shape[0]),
                 "width": int(prob.shape[1]),
-                "threshold": THRESHOLD,
+                "threshold": threshold,
             }
+            if item.get("fov_given"):  # predict --fov
+                values["fov_source"] = "given"
             if target is not None:  # a model with a scale says how the photo was resampled
                 values["model_fov_diameter"] = target
                 values["scale_factor"] = round(factor, 4)
@@ -103,9 +131,8 @@ class VesselsTask(Task):
             "overlay": f"{stem}_overlay.png",
         }
         arrays = prediction.arrays
-        imageio.save_png(
-            out_dir / files["probability"], imageio.probability_to_uint8(arrays["probability"])
-        )
+        bits = 16 if self.options.get("prob16") else 8  # predict --prob16
+        imageio.save_probability(out_dir / files["probability"], arrays["probability"], bits)
         imageio.save_png(out_dir / files["mask"], arrays["mask"])
         imageio.save_png(
             out_dir / files["overlay"],
@@ -125,3 +152,34 @@ class VesselsTask(Task):
         from eyescan_vessels.evaluation import evaluate
 
         return evaluate(model, data, options)
+
+
+def operating_threshold(options: Any, default: float) -> float:
+    """The user's ``--threshold`` (``options["threshold"]``), else ``default``;
+    a value outside (0, 1) is an :class:`EyescanError`."""
+    value = options.get("threshold")
+    if value is None:
+        return default
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise EyescanError(f"--threshold must be a number in (0, 1), not {value!r}") from None
+    if not 0.0 < value < 1.0:
+        raise EyescanError(f"--threshold must be in (0, 1) (exclusive), not {value:g}")
+    return value
+
+
+def given_fov(provided: Any, image: np.ndarray, source: str) -> np.ndarray | None:
+    """The FOV mask given for this photo (``provided["fov"]``) as bool H×W, or None;
+    a mask whose shape is not the photo's is a :class:`DataError` naming ``source``."""
+    fov = (provided or {}).get("fov")
+    if fov is None:
+        return None
+    fov = np.asarray(fov)
+    if fov.shape != image.shape[:2]:
+        got = "x".join(str(n) for n in fov.shape[::-1])
+        raise DataError(
+            f"{source}: the given FOV mask is {got} pixels, the photo "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    return fov.astype(bool, copy=False)
