@@ -94,15 +94,9 @@ def report_command(
     debug: DebugOpt = False,
 ) -> None:
     """Write a self-contained HTML report from a folder's predictions.jsonl."""
-    from eyescan.reports.records import SCREENING_SCHEMA
-    from eyescan.reports.report_html import (
-        load_records,
-        write_prediction_report,
-        write_screening_report,
-    )
+    from eyescan.reports.report_html import is_screening, load_records, write_report
 
     records = load_records(results)
-    screening = bool(records) and records[0].get("schema") == SCREENING_SCHEMA
-    write = write_screening_report if screening else write_prediction_report
-    written = write(records, results, out_file or results / "report.html")
-    err.print(f"report: {written} ({len(records)} images)", highlight=False, soft_wrap=True)
+    written = write_report(records, results, out_file or results / "report.html")
+    kind = "screening report" if is_screening(records) else "report"
+    err.print(f"{kind}: {written} ({len(records)} images)", highlight=False, soft_wrap=True)

@@ -32,7 +32,11 @@ class DrGradeTask(Task):
         Need("fov", help="field-of-view mask used instead of the estimated one"),
     )
     fundus = True
-    summary_outputs: ClassVar[dict[str, str]] = {"grade": "DR", "referable": "refer", "dme_risk": "DME"}
+    summary_outputs: ClassVar[dict[str, str]] = {
+        "grade": "DR",
+        "referable": "refer",
+        "dme_risk": "DME",
+    }
 
     def preprocess(self, image: np.ndarray, source: str, provided: Any = None) -> dict[str, Any]:
         """The photo and its FOV: ``provided["fov"]`` (``eyescan predict --fov``) when
