@@ -240,3 +240,22 @@ def test_screening_report_from_predict_and_from_eyescan_report(invoke, pair, pho
     again = invoke("report", out)
     assert again.exit_code == 0, again.output
     assert "toymap.score" in (out / "report.html").read_text()
+
+
+def test_prob16_and_threshold_through_the_cli_on_a_shipped_task(invoke, tmp_path):
+    """--prob16 writes 16-bit probability maps; --threshold reaches a real task's record."""
+    from pathlib import Path
+
+    from eyescan.plugins.registry import get_registry
+
+    if "vessels" not in get_registry().tasks:
+        pytest.skip("needs the vessels plugin")
+    photo = Path(__file__).resolve().parents[1] / "examples" / "haggstrom_fundus_left_584.jpg"
+    out = tmp_path / "out"
+    result = invoke("predict", "vessels", photo, "--out", out, "--json", "--prob16",
+                    "--threshold", "0.7")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (record,) = json_lines(result.stdout)
+    assert record["options"]["prob16"] and record["outputs"]["threshold"] == 0.7
+    with Image.open(out / record["files"]["probability"]) as image:
+        assert image.mode.startswith("I")  # 16-bit
