@@ -38,6 +38,7 @@ from eyescan.engine import recipes
 from eyescan.errors import DataError, EyescanError, ImageReadError, UnknownNameError, WeightsError
 from eyescan.evaluation import bootstrap, metrics
 from eyescan.imaging import fundus, imageio, overlays
+from eyescan.inference.options import given_fov, operating_threshold
 from eyescan.plugins.registry import get_registry
 from eyescan.plugins.task import Need, Prediction, PredictOption, Task
 
@@ -66,6 +67,8 @@ __all__ = [
     "Prediction",
     "PredictOption",
     "Need",
+    "operating_threshold",
+    "given_fov",
     "SplitData",
     "read_split",
     "read_task_split",

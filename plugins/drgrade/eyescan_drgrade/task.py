@@ -7,7 +7,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eyescan.api import DataError, EyescanError, Need, Prediction, Task, imageio
+from eyescan.api import (
+    Need,
+    Prediction,
+    Task,
+    given_fov,
+    imageio,
+    operating_threshold,
+)
 from eyescan_drgrade.data import fundus_item
 from eyescan_drgrade.inference import COMBINE_ENV, predict_items
 
@@ -83,37 +90,6 @@ class DrGradeTask(Task):
         from eyescan_drgrade.evaluation import evaluate
 
         return evaluate(model, data, options)
-
-
-def operating_threshold(options: Any) -> float | None:
-    """The user's ``--threshold`` (``options["threshold"]``) or None; a value outside
-    (0, 1) is an :class:`EyescanError`."""
-    value = options.get("threshold")
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise EyescanError(f"--threshold must be a number in (0, 1), not {value!r}") from None
-    if not 0.0 < value < 1.0:
-        raise EyescanError(f"--threshold must be in (0, 1) (exclusive), not {value:g}")
-    return value
-
-
-def given_fov(provided: Any, image: np.ndarray, source: str) -> np.ndarray | None:
-    """The FOV mask given for this photo (``provided["fov"]``) as bool H×W, or None;
-    a mask whose shape is not the photo's is a :class:`DataError` naming ``source``."""
-    fov = (provided or {}).get("fov")
-    if fov is None:
-        return None
-    fov = np.asarray(fov)
-    if fov.shape != image.shape[:2]:
-        got = "x".join(str(n) for n in fov.shape[::-1])
-        raise DataError(
-            f"{source}: the given FOV mask is {got} pixels, the photo "
-            f"{image.shape[1]}x{image.shape[0]}"
-        )
-    return fov.astype(bool, copy=False)
 
 
 def draw_lesions(image: np.ndarray, lesions: list[dict[str, Any]]) -> np.ndarray:

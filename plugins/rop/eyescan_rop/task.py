@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from eyescan.api import EyescanError, Prediction, Task, imageio
+from eyescan.api import Prediction, Task, imageio, operating_threshold
 from eyescan_rop.cascade import Cascade
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -68,18 +68,3 @@ class RopTask(Task):
         from eyescan_rop.evaluation import evaluate
 
         return evaluate(model, data, options)
-
-
-def operating_threshold(options: Any) -> float | None:
-    """The user's ``--threshold`` (``options["threshold"]``) or None; a value outside
-    (0, 1) is an :class:`EyescanError`."""
-    value = options.get("threshold")
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise EyescanError(f"--threshold must be a number in (0, 1), not {value!r}") from None
-    if not 0.0 < value < 1.0:
-        raise EyescanError(f"--threshold must be in (0, 1) (exclusive), not {value:g}")
-    return value

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from eyescan.api import EyescanError, Prediction, Task, get_registry, imageio
+from eyescan.api import Prediction, Task, get_registry, imageio, operating_threshold
 from eyescan_strabismus.pipeline import (
     CONFIDENT_SCORE,
     DEFAULT_INPUT_SIZE,
@@ -67,7 +67,7 @@ class StrabismusTask(Task):
         detector = self.detector_for(model)
         detections = detect(detector.module, images)
         explain = bool(self.options.get("explain", False))
-        threshold = operating_threshold(self.options)  # predict --threshold
+        threshold = operating_threshold(self.options, THRESHOLD)  # predict --threshold
         return classify(
             model, images, detections, detector.sha256, explain=explain, threshold=threshold
         )
@@ -121,22 +121,6 @@ class StrabismusTask(Task):
             detector = load_detector(get_registry(), self, classifier)
             self._detectors[key] = (classifier, detector)
         return self._detectors[key][1]
-
-
-def operating_threshold(options: Any) -> float:
-    """The P(strabismus) decision threshold: the user's ``--threshold``
-    (``options["threshold"]``), else :data:`THRESHOLD`; outside (0, 1) an
-    :class:`EyescanError`."""
-    value = options.get("threshold")
-    if value is None:
-        return THRESHOLD
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise EyescanError(f"--threshold must be a number in (0, 1), not {value!r}") from None
-    if not 0.0 < value < 1.0:
-        raise EyescanError(f"--threshold must be in (0, 1) (exclusive), not {value:g}")
-    return value
 
 
 def annotate(prediction: Prediction) -> np.ndarray:
