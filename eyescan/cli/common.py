@@ -302,3 +302,18 @@ def load_providers(
         warn_synthetic(loaded, warned)
         found.append(Provider(need, provider_task, loaded, provider_task.provides[need]))
     return found
+
+
+def progress_bar(count: int) -> Any:
+    """The per-image progress bar of prediction runs (stderr; hidden for one image)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=count < 2,
+    )

@@ -35,6 +35,7 @@ from eyescan.cli.common import (
     note,
     one_line,
     print_json,
+    progress_bar,
     registry,
     warn_synthetic,
 )
@@ -375,8 +376,6 @@ def _predict_one(
     skip_ungradable: bool,
     report: Path | None,
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from eyescan.inference import predicting, sharding
 
     part, stems = _shard_option(shard), [item.stem for item in items]
@@ -389,15 +388,7 @@ def _predict_one(
     providers = load_providers(reg, task_obj, [task_obj.name], backend, warned)
     records = []
     started = time.perf_counter()
-    with Progress(
-        "{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=len(items) < 2,
-    ) as progress:
+    with progress_bar(len(items)) as progress:
         bar = progress.add_task(f"{task_obj.name} ({loaded.name})", total=len(items))
         for record in predicting.run(
             reg,

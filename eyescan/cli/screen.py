@@ -26,6 +26,7 @@ from eyescan.cli.common import (
     one_line,
     out,
     print_json,
+    progress_bar,
     warn_synthetic,
 )
 
@@ -89,19 +90,9 @@ def predict_many(
                 providers=load_providers(reg, task, order, backend, warned),
             )
         )
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     records = []
     started = time.perf_counter()
-    with Progress(
-        "{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=len(items) < 2,
-    ) as progress:
+    with progress_bar(len(items)) as progress:
         bar = progress.add_task(", ".join(order), total=len(items))
         for record in screening.run(
             reg, runs, items, workers, resume, debug, reader, skip_ungradable, options

@@ -209,6 +209,11 @@ def prepare(task: Task, model: Any) -> None:
         pass
 
 
+def owner_of(registry: Any, task: str) -> str:
+    """The name of the plugin that registered ``task`` ("" when unknown), for error messages."""
+    return next((p.name for p in getattr(registry, "plugins", {}).values() if task in p.tasks), "")
+
+
 def record_path(out_dir: Path, stem: str) -> Path:
     return out_dir / f"{stem}.json"
 
@@ -267,9 +272,7 @@ def run(
     prepare(task, model)  # companions known before any record is checked or made
     base.update(provenance(model, providers))
     prefetch = max(2, 2 * batch_size * max(1, workers))
-    owner = next(
-        (p.name for p in getattr(registry, "plugins", {}).values() if task.name in p.tasks), ""
-    )
+    owner = owner_of(registry, task.name)
 
     def failed(item: Item, exc: BaseException) -> dict[str, Any]:
         return _error_record({**base, **provenance(model, providers)}, item, exc, debug, owner)

@@ -29,6 +29,7 @@ from eyescan.inference.predicting import (
     _error_record,
     completed,
     ok_record,
+    owner_of,
     prepare,
     provenance,
     record_base,
@@ -78,10 +79,7 @@ def run(
         prepare(step.task, step.model)
         step.base = record_base(step.task, step.model, (options or {}).get(step.name))
         step.base.update(provenance(step.model, _providers(step, runs)))
-        step.owner = next(
-            (p.name for p in getattr(registry, "plugins", {}).values() if step.name in p.tasks),
-            "",
-        )
+        step.owner = owner_of(registry, step.name)
     prefetch = max(2, 2 * max(1, workers))
     readers = ThreadPoolExecutor(max(1, workers), thread_name_prefix="eyescan-read")
 
