@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from eyescan.cli.common import (
     Backend,
@@ -42,6 +41,8 @@ def benchmark(
     debug: DebugOpt = False,
 ) -> None:
     """Measure latency (median, p95), images/s, memory, GFLOPs and fraction of matmul peak."""
+    from rich.table import Table
+
     from eyescan.deploy.benchmarking import run_benchmark
     from eyescan.deploy.onnx_backend import torch_twin
 
@@ -71,6 +72,8 @@ def export(
     debug: DebugOpt = False,
 ) -> None:
     """Export a model to ONNX (dynamic batch; dynamic H/W for segmentation), checked vs torch."""
+    from rich.table import Table
+
     from eyescan.deploy import onnx_backend, onnx_export
 
     reg = registry()

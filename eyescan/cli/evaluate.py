@@ -16,10 +16,9 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from eyescan.cli.common import (
     AnnotatorOpt,
@@ -42,6 +41,9 @@ from eyescan.cli.common import (
     registry,
     warn_synthetic,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 #: Summary entries shown apart from the metric table.
 NOT_METRICS = ("ci95", "ci_method", "data_split")
@@ -190,6 +192,8 @@ def with_interval(value: Any, interval: Any) -> str:
 
 def metric_table(summary: dict[str, Any]) -> Table:
     """The summary as a table, each metric with its interval from ``summary["ci95"]``."""
+    from rich.table import Table
+
     intervals = summary.get("ci95") or {}
     table = Table("metric", "value [95 % CI]" if intervals else "value")
     for key, value in summary.items():

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from eyescan.cli.common import JsonOpt, TaskArg, handle_errors, out, print_json, registry
 
 
 @handle_errors
 def tasks(json_out: JsonOpt = False) -> None:
     """List the installed tasks (one per task plugin)."""
+    from rich.table import Table
+
     reg = registry()
     rows = []
     for name, task in sorted(reg.tasks.items()):
@@ -43,6 +43,8 @@ def tasks(json_out: JsonOpt = False) -> None:
 @handle_errors
 def plugins(json_out: JsonOpt = False) -> None:
     """List installed plugins with versions, tasks, models and load errors."""
+    from rich.table import Table
+
     reg = registry()
     rows = [
         {
@@ -77,6 +79,8 @@ def plugins(json_out: JsonOpt = False) -> None:
 @handle_errors
 def models(task: TaskArg, json_out: JsonOpt = False) -> None:
     """List a task's models with their parameter counts."""
+    from rich.table import Table
+
     from eyescan.models.cost import count_parameters
 
     reg = registry()

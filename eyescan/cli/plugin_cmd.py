@@ -21,6 +21,7 @@ from eyescan.cli.common import (
 plugin_app = typer.Typer(
     help="Tools for plugin authors (see docs/plugins.md).",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the main app's
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

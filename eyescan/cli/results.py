@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from eyescan.cli.common import (
     DebugOpt,
@@ -24,6 +23,8 @@ def print_predictions(
     records: list[dict[str, Any]], out_dir: Path, seconds: float, records_file: Path | None = None
 ) -> None:
     """A table of the first records' scalar outputs on stdout; the totals on stderr."""
+    from rich.table import Table
+
     keys: list[str] = []
     for r in records:
         for k, v in r["outputs"].items():

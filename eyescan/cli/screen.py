@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from eyescan.cli.common import (
     Backend,
@@ -29,6 +28,9 @@ from eyescan.cli.common import (
     progress_bar,
     warn_synthetic,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 #: Short names of the quality gate's reasons, for the table.
 REASON_WORDS = {
@@ -180,6 +182,8 @@ def screening_table(
     records: list[dict[str, Any]], order: list[str], tasks: dict[str, Any]
 ) -> Table:
     """One row per photo: its quality, then each task's headline outputs (or its error code)."""
+    from rich.table import Table
+
     shown = 50
     columns: list[tuple[str, str]] = []  # (task, short name)
     for record in records:

@@ -8,10 +8,9 @@ reference files from the shipped weights.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from eyescan.cli.common import (
     DebugOpt,
@@ -24,6 +23,9 @@ from eyescan.cli.common import (
     print_json,
     registry,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @handle_errors
@@ -71,6 +73,8 @@ def verify(
 def check_table(checks: list, roots: dict | None = None) -> Table:
     """One row per check: task, check, target (relative to the task's weights folder in
     ``roots`` when it is in it), result, reason."""
+    from rich.table import Table
+
     table = Table("task", "check", "target", "result", "reason")
     for check in checks:
         if check.ok:
