@@ -86,12 +86,36 @@ def evaluate(
             "and the per-image rows to FILE.csv beside it.",
         ),
     ] = None,
+    cv: Annotated[
+        str | None,
+        typer.Option(
+            "--cv",
+            help="Cross-validate instead: 'leave-one-patient-out' or a number of folds K "
+            "(grouped by patient); each fold trains with --config/--model into --cv-out.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="--cv: the JSON training recipe of every fold.")
+    ] = None,
+    cv_out: Annotated[
+        Path, typer.Option("--cv-out", help="--cv: folder of the folds' models (replaced).")
+    ] = Path("runs/cv"),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a model on held-out data (metrics per image and pooled, with 95 % CIs)."""
     from eyescan.models.loading import load
     from eyescan.reports.records import EVALUATION_SCHEMA
+
+    if cv is not None:
+        if update_card or plots is not None or weights is not None:
+            raise error(
+                "--cv trains its own models: --weights, --update-card and --plots do not apply"
+            )
+        picked = data_options(columns, holdout, holdout_seed, annotator)
+        return _cross_validate(
+            task, data, cv, config, cv_out, model, reader, picked, out_file, json_out
+        )
 
     if update_card and weights is None:
         raise error(
@@ -137,6 +161,88 @@ def evaluate(
         print_json(summary_record)
         return
     out.print(metric_table(summary))
+
+
+def _cross_validate(
+    task: str,
+    data: Path,
+    cv: str,
+    config: Path | None,
+    cv_out: Path,
+    model: str | None,
+    reader: str | None,
+    picked: dict[str, Any],
+    out_file: Path | None,
+    json_out: bool,
+) -> None:
+    """``evaluate --cv``: train and score every patient-grouped fold (``crossval``)."""
+    from eyescan.cli.common import read_config
+    from eyescan.data.splits import LEAVE_ONE_OUT
+    from eyescan.evaluation import crossval
+    from eyescan.reports.records import EVALUATION_SCHEMA
+
+    scheme: str | int
+    if cv in (LEAVE_ONE_OUT, "lopo", "loo"):
+        scheme = LEAVE_ONE_OUT
+    elif cv.isdigit() and int(cv) >= 2:
+        scheme = int(cv)
+    else:
+        raise error(f"--cv {cv!r}: give {LEAVE_ONE_OUT} or a number of folds (2 or more)")
+    if picked.get("holdout") not in (None, False):
+        raise error("--cv makes its own folds: --holdout does not apply")
+    options = {
+        "reader": reader,
+        **picked,
+        "model": model,
+        "config": read_config(config),
+        "command": "eyescan " + " ".join(sys.argv[1:]),
+    }
+
+    def on_fold(row: dict[str, Any]) -> None:
+        shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+        err.print(one_line(str(shown)), highlight=False, soft_wrap=True)
+
+    result = crossval.cross_validate(registry(), task, data, options, scheme, cv_out, on_fold)
+    summary = result["summary"]
+    if summary.get("warning"):
+        err.print(f"[yellow]warning:[/] {summary['warning']}", highlight=False, soft_wrap=True)
+    base = {"schema": EVALUATION_SCHEMA, "task": task, "model": model, "data": str(data)}
+    images = [{**base, "kind": "image", **image} for image in result["images"]]
+    summary_record = {**base, "kind": "summary", **summary}
+    if out_file is not None:
+        table = write_evaluation(out_file, summary_record, images)
+        err.print(f"wrote {out_file} and {table}", highlight=False, soft_wrap=True)
+    if json_out:
+        for image in images:
+            print_json(image)
+        print_json(summary_record)
+        return
+    out.print(fold_table(summary))
+
+
+def fold_table(summary: dict[str, Any]) -> Table:
+    """One row per fold (its patients and metrics), then the mean ± sd over folds."""
+    metrics_ = list(summary["mean_sd"])
+    shown = [m for m in metrics_ if not m.endswith("_images")][:8]
+    table = Table("fold", "patients", *shown)
+    for row in summary["per_fold"]:
+        cells = [row.get(m) for m in shown]
+        table.add_row(
+            str(row["fold"]),
+            ", ".join(row["test_patients"]),
+            *("—" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells),
+        )
+    means = [summary["mean_sd"][m] for m in shown]
+    table.add_row(
+        "mean ± sd",
+        "",
+        *(
+            "—" if m is None else f"{m:.4f}" + ("" if sd is None else f" ± {sd:.4f}")
+            for m, sd in means
+        ),
+    )
+    table.caption = f"{summary['cv']}, {summary['patients']} patients, {summary['images']} images"
+    return table
 
 
 def csv_path(path: Path) -> Path:

@@ -383,8 +383,13 @@ def read_split(
     columns: dict[str, str] | None = None,
     holdout=None,
     annotator: int | None = None,
+    fold=None,
 ) -> SplitData:
     """Read ``data`` with the task's reader and keep ``split`` by the hold-out rule.
+
+    ``fold`` (a :class:`eyescan.data.splits.Fold`, from ``eyescan evaluate --cv``)
+    replaces the data set's split marks: its patients are ``test``, the rest
+    ``train``; ``info["fold"]`` names it.
 
     ``holdout`` is a :class:`eyescan.data.splits.HoldOut` (default: 20 %, seed 0)
     or ``False`` for none (then ``test`` of unsplit data is refused).
@@ -396,7 +401,11 @@ def read_split(
     name, found = find_reader(registry, task, data, reader)
     samples = read_samples(found, data, columns, annotator)
     rule = splits.HoldOut() if holdout is None else (None if holdout is False else holdout)
+    if fold is not None:
+        samples = splits.apply_fold(samples, fold)
     chosen, info = splits.select(samples, split, rule)
+    if fold is not None:
+        info = {**info, "rule": f"{fold.name}: {info['rule']}", "fold": fold.name}
     labels = {"annotator": annotator} if annotator else {}
     notes = sorted({n for s in samples for n in getattr(s, "notes", None) or ()})
     info = {**info, "notes": notes} if notes else info
@@ -406,7 +415,8 @@ def read_split(
 def read_task_split(
     task: str, data: Path, options: Mapping[str, Any], split: str | None = None
 ) -> SplitData:
-    """:func:`read_split` with a train/evaluate hook's ``options`` (reader, columns, holdout).
+    """:func:`read_split` with a train/evaluate hook's ``options`` (reader, columns, holdout,
+    and ``fold`` in cross-validation).
 
     ``split`` defaults to ``options["split"]`` (evaluate's ``--split``), else ``test``.
     """
@@ -421,4 +431,5 @@ def read_task_split(
         options.get("columns"),
         options.get("holdout"),
         options.get("annotator"),
+        options.get("fold"),
     )

@@ -187,3 +187,74 @@ def select(
 def overlap(a: Sequence[Any], b: Sequence[Any]) -> set[str]:
     """Image paths present on both sides (a test that a split keeps them apart)."""
     return {str(s.image) for s in a} & {str(s.image) for s in b}
+
+
+#: ``--cv`` scheme of one fold per patient.
+LEAVE_ONE_OUT = "leave-one-patient-out"
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One cross-validation fold: the groups (patients, else image ids) it tests on."""
+
+    number: int
+    total: int
+    scheme: str
+    test_groups: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"fold {self.number} of {self.total} ({self.scheme})"
+
+
+def group_of(sample: Any) -> str:
+    """The group a sample's folds and hold-outs keep together: its patient, else its id."""
+    patient = getattr(sample, "patient", None)
+    return f"patient:{patient}" if patient not in (None, "") else f"id:{getattr(sample, 'id', '')}"
+
+
+def make_folds(samples: Sequence[Any], scheme: str | int, seed: int = 0) -> list[Fold]:
+    """Patient-grouped folds: one per patient (:data:`LEAVE_ONE_OUT`) or ``k`` of them.
+
+    ``k`` folds are stratified by label: the groups of each label (a group's
+    most common one) are ranked by a seeded hash and dealt out in turn, so
+    the folds do not depend on the samples' order. Every group is in exactly
+    one fold's test part.
+    """
+    groups: dict[str, list[str]] = {}
+    for s in samples:
+        groups.setdefault(group_of(s), []).append(_key(getattr(s, "label", None)))
+    keys = sorted(groups)
+    if scheme == LEAVE_ONE_OUT:
+        k, name = len(keys), LEAVE_ONE_OUT
+    else:
+        k, name = int(scheme), f"{int(scheme)}-fold"
+    if k < 2 or k > len(keys):
+        raise DataError(f"cannot make {k} folds of {len(keys)} patients (or images)")
+    if scheme == LEAVE_ONE_OUT:
+        members = [[key] for key in keys]
+    else:
+        members = [[] for _ in range(k)]
+        by_label: dict[str, list[str]] = {}
+        for key, labels in groups.items():
+            by_label.setdefault(max(sorted(set(labels)), key=labels.count), []).append(key)
+        turn = 0
+        for label in sorted(by_label):
+            for key in sorted(by_label[label], key=lambda g: (_rank(seed, g), g)):
+                members[turn % k].append(key)
+                turn += 1
+    return [Fold(i + 1, k, name, tuple(sorted(m))) for i, m in enumerate(members)]
+
+
+def apply_fold(samples: Sequence[T], fold: Fold) -> list[T]:
+    """The samples re-marked for ``fold``: ``test`` in its groups, ``train`` elsewhere.
+
+    The data set's own split marks are replaced: in cross-validation every
+    image is tested once, in the fold of its patient.
+    """
+    import dataclasses
+
+    held = set(fold.test_groups)
+    return [
+        dataclasses.replace(s, split="test" if group_of(s) in held else "train") for s in samples
+    ]
