@@ -172,14 +172,19 @@ class Cascade:
         return out
 
     def explain(
-        self, enhanced: np.ndarray, original: np.ndarray, values: dict[str, Any]
+        self,
+        enhanced: np.ndarray,
+        original: np.ndarray,
+        values: dict[str, Any],
+        fov: Any = None,
     ) -> dict[str, np.ndarray]:
-        """Grad-CAM overlays (on the original image) for each stage that ran."""
+        """Grad-CAM overlays (on the photo's square FOV view) for each stage that ran."""
         from eyescan.api import explain, fundus
         from eyescan_rop.data import WORK_SIZE
+        from eyescan_rop.fov import infant_fov, square_view
 
         out = {}
-        square = fundus.pad_to_square(original)
+        square, _ = square_view(original, fov or infant_fov(original))
         if square.shape[0] > WORK_SIZE:
             square = fundus.resize(square, WORK_SIZE)
         for stage, model, answer in (

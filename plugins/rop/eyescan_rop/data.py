@@ -27,6 +27,7 @@ from eyescan.api import (
     split_of,
     splits,
 )
+from eyescan_rop.fov import InfantFov, infant_fov, square_view
 
 LABELS = ("normal", "rop", "tr-rop")
 _ALIASES = {
@@ -104,13 +105,15 @@ def folder_reader() -> ClassFolderReader:
     return ClassFolderReader(list(LABELS))
 
 
-def enhance(image: np.ndarray) -> np.ndarray:
-    """The seed's enhancement: pad to square, CLAHE; float32 in [0, 1], side ≤ WORK_SIZE.
+def enhance(image: np.ndarray, fov: InfantFov | None = None) -> np.ndarray:
+    """The seed's enhancement on the infant FOV: float32 in [0, 1], side ≤ WORK_SIZE.
 
-    Padding (instead of squashing) keeps the eye round; large photos are
-    scaled down first so CLAHE's tiles cover the same anatomy at any size.
+    Black outside the circular field of view (:func:`eyescan_rop.fov.infant_fov`,
+    estimated when not given), cropped to it, padded to a square (the eye stays
+    round; a photo without a border is padded as it is), CLAHE. Large photos
+    are scaled down first so CLAHE's tiles cover the same anatomy at any size.
     """
-    square = fundus.pad_to_square(np.asarray(image))
+    square, _ = square_view(image, fov or infant_fov(image))
     if square.shape[0] > WORK_SIZE:
         square = fundus.resize(square, WORK_SIZE)
     return fundus.clahe(square, clip_limit=0.01)

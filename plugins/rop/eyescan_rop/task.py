@@ -11,12 +11,18 @@ the whole cascade). Grad-CAM overlays are written with ``eyescan predict
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from eyescan.api import Prediction, Task, imageio, operating_threshold
+from eyescan.api import Need, Prediction, Task, imageio, operating_threshold
 from eyescan_rop.cascade import Cascade
+
+#: Why ``vascular_severity`` is null when no task provided a vessel map.
+NO_VESSELS = (
+    "unavailable: no vessel_probability map was provided "
+    "(no installed task provides one: install the eyescan-vessels plugin)"
+)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -27,15 +33,22 @@ class RopTask(Task):
     description = "Retinopathy of prematurity: normal/ROP, then non-TR/treatment-requiring ROP"
     default_model = "mn-rop"
     weights_dir = WEIGHTS_DIR
+    needs: ClassVar[tuple[Need, ...]] = (
+        Need("vessel_probability", help="vessel map for the plus-disease vascular severity"),
+    )
 
     def prepare(self, model: Any) -> None:
         """Load the stage-2 companion the stage-1 card names (hash-checked), before any record."""
         Cascade.of(model)
 
-    def preprocess(self, image: np.ndarray, source: str) -> dict[str, Any]:
+    def preprocess(self, image: np.ndarray, source: str, provided: Any = None) -> dict[str, Any]:
+        """The enhanced infant FOV view; the vessel map when another task provided one."""
         from eyescan_rop.data import enhance
+        from eyescan_rop.fov import infant_fov
 
-        return {"image": enhance(image), "original": image}
+        fov = infant_fov(image)
+        vessels = (provided or {}).get("vessel_probability")
+        return {"image": enhance(image, fov), "original": image, "fov": fov, "vessels": vessels}
 
     def predict(self, model: Any, batch: list[dict[str, Any]]) -> list[Prediction]:
         cascade = Cascade.of(model)
@@ -45,10 +58,10 @@ class RopTask(Task):
         explain = bool(self.options.get("explain"))  # eyescan predict --explain
         results = []
         for i, item in enumerate(batch):
-            values = cascade.values(p_rop[i], p_tr[i], user)
+            values = {**cascade.values(p_rop[i], p_tr[i], user), **severity_of(item)}
             arrays = {}
             if explain:
-                arrays = cascade.explain(item["image"], item["original"], values)
+                arrays = cascade.explain(item["image"], item["original"], values, item.get("fov"))
             results.append(Prediction(values, arrays, item["original"]))
         return results
 
@@ -68,3 +81,13 @@ class RopTask(Task):
         from eyescan_rop.evaluation import evaluate
 
         return evaluate(model, data, options)
+
+
+def severity_of(item: dict[str, Any]) -> dict[str, Any]:
+    """``vascular_severity`` and its parts for a preprocessed item (null without a vessel map)."""
+    from eyescan_rop.severity import vascular_severity
+
+    vessels = item.get("vessels")
+    if vessels is None:
+        return {"vascular_severity": None, "vascular": {"status": NO_VESSELS}}
+    return vascular_severity(np.asarray(vessels), item["fov"])

@@ -82,8 +82,9 @@ def test_student_distillation_stage2_predict_evaluate(data, tmp_path):
     assert result.exit_code == 0, result.stderr
     for record in json_lines(result.stdout):
         assert validate_prediction(record) == []
-        (companion,) = record["companions"]
+        companion, provider = record["companions"]  # stage 2, and the vessel map's provider
         assert companion["role"] == "stage2" and companion["sha256"] == card["stage2_sha256"]
+        assert provider["role"] == "vessel_probability from vessels"
         out = record["outputs"]
         assert out["stage1"] in ("normal", "rop") and 0 <= out["rop_probability"] <= 1
         assert out["stage2_run"] == (out["stage1"] == "rop")
