@@ -141,6 +141,10 @@ def test_evaluate_cv_trains_and_scores_every_fold(invoke, table, tmp_path):
     assert sorted(r["id"] for r in records[:-1]) == [str(i) for i in range(8)]  # each once
     assert [len(t) for t in TRAINED] == [6] * 4  # the split column "Test" was replaced
     assert (tmp_path / "cv" / "fold4" / "scale.safetensors").exists()
+    table = invoke("evaluate", "toy", table, "--columns", columns, "--cv", "2",
+                   "--cv-out", tmp_path / "cv")  # fmt: skip
+    assert table.exit_code == 0, table.stderr
+    assert "mean ± sd" in table.stdout and "2-fold" in table.stdout
 
 
 def test_evaluate_cv_refuses_tasks_and_flags_it_cannot_serve(invoke, table, tmp_path):

@@ -222,6 +222,8 @@ def _cross_validate(
 
 def fold_table(summary: dict[str, Any]) -> Table:
     """One row per fold (its patients and metrics), then the mean ± sd over folds."""
+    from rich.table import Table
+
     metrics_ = list(summary["mean_sd"])
     shown = [m for m in metrics_ if not m.endswith("_images")][:8]
     table = Table("fold", "patients", *shown)
