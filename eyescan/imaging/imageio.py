@@ -259,14 +259,20 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-#: zlib level of written PNGs: level 1 writes about 4× faster than Pillow's default 6 for
-#: files about 15 % larger (measured on 288² fundus overlays); writing is on predict's path.
+#: zlib level of written PNGs (level 1: writing is on predict's path, files stay small).
 PNG_COMPRESS_LEVEL = 1
 
 
-def save_png(path: Path, array: np.ndarray) -> Path:
-    """Save a ``uint8``/``uint16``/bool array (H×W or H×W×3) as PNG, atomically."""
-    from PIL import Image
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a ``uint8``/``uint16``/bool array (H×W, H×W×3 RGB or H×W×4 RGBA).
+
+    OpenCV's encoder (libpng) at zlib level 1 with the Sub filter and run-length
+    strategy: about twice as fast as Pillow's ``compress_level=1`` and smaller files
+    (DRIVE-size overlay 17 ms / 430 kB against 35 ms / 462 kB, probability map
+    4 ms / 145 kB against 14 ms / 157 kB; docs/performance.md). The pixels are the
+    same, only the compression differs.
+    """
+    import cv2
 
     array = np.asarray(array)
     if array.dtype == bool:
@@ -274,12 +280,30 @@ def save_png(path: Path, array: np.ndarray) -> Path:
     if array.dtype == np.uint16:
         if array.ndim != 2:
             raise ValueError("16-bit PNG only for single-channel maps")
-        # little-endian uint16 is mode I;16 (Pillow 13 refuses an explicit mode= here)
-        image = Image.fromarray(np.ascontiguousarray(array, dtype="<u2"))
     else:
-        image = Image.fromarray(np.ascontiguousarray(array.astype(np.uint8)))
+        array = array.astype(np.uint8, copy=False)
+    if array.ndim == 3:
+        if array.shape[2] not in (3, 4):
+            raise ValueError(f"a PNG is H×W, H×W×3 or H×W×4, not {array.shape}")
+        array = array[..., [2, 1, 0, 3][: array.shape[2]]]  # OpenCV writes BGR(A)
+    elif array.ndim != 2:
+        raise ValueError(f"a PNG is H×W, H×W×3 or H×W×4, not {array.shape}")
+    params = [
+        cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL,
+        cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+        cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
+    ]  # fmt: skip
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(array), params)
+    if not ok:
+        raise ValueError(f"cannot encode a {array.dtype} {array.shape} array as PNG")
+    return encoded.tobytes()
+
+
+def save_png(path: Path, array: np.ndarray) -> Path:
+    """Save a ``uint8``/``uint16``/bool array (H×W or H×W×3) as PNG, atomically."""
+    data = encode_png(array)
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        tmp.write_bytes(data)
     return path
 
 
