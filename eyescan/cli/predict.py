@@ -39,6 +39,7 @@ from eyescan.cli.common import (
     registry,
     warn_synthetic,
 )
+from eyescan.cli.outputs import hold_out, kept_on_failure, open_log, write_report_file
 from eyescan.cli.results import print_predictions
 
 _TASK = "eyescan.task"
@@ -291,7 +292,7 @@ def predict(
 
     A task's own flags are listed by 'eyescan predict TASK --help'.
     """
-    from eyescan.imaging.imageio import iter_images
+    from eyescan.inference import inputs as walking
     from eyescan.inference import predicting
 
     reg = registry()
@@ -304,15 +305,19 @@ def predict(
     missing = [str(p) for p in inputs if not os.path.lexists(p)]
     if missing:
         raise error(f"input not found: {', '.join(missing)}")
-    items = predicting.safe_stems(list(iter_images(inputs, exclude=out_dir)))
+    found = walking.find_images(inputs, out_dir)
+    if walking.skipped_note(found):
+        note(walking.skipped_note(found))
+    items = predicting.safe_stems(found.images)
     if not items:
         raise error(
             "no images found in the inputs (extensions: jpg, jpeg, png, tif, tiff, gif, bmp, ppm)"
         )
     reader = photo_reader(fov, registered)
+    if len(names) > 1 and shard is not None:
+        raise error("--shard takes one task (run each task's shards separately)")
+    ctx.with_resource(hold_out(out_dir, _shard_option(shard)))  # released when the command ends
     if len(names) > 1:
-        if shard is not None:
-            raise error("--shard takes one task (run each task's shards separately)")
         from eyescan.cli.screen import predict_many
 
         predict_many(
@@ -386,9 +391,13 @@ def _predict_one(
     warned: set[str] = set()
     warn_synthetic(loaded, warned)
     providers = load_providers(reg, task_obj, [task_obj.name], backend, warned)
+    records_file = out_dir / "predictions.jsonl"
+    if part is not None:
+        records_file = sharding.records_path(out_dir, part)
+    log = open_log(records_file, resume)
     records = []
     started = time.perf_counter()
-    with progress_bar(len(items)) as progress:
+    with log, kept_on_failure(log, records), progress_bar(len(items)) as progress:
         bar = progress.add_task(f"{task_obj.name} ({loaded.name})", total=len(items))
         for record in predicting.run(
             reg,
@@ -406,6 +415,7 @@ def _predict_one(
             options=options,
         ):
             records.append(record)
+            log.add(record)
             companion_notes(record, warned)  # a companion the task loaded during the run
             if json_out:
                 print_json(record)
@@ -415,10 +425,7 @@ def _predict_one(
             if not record["ok"] and "traceback" in record["error"]:  # --debug
                 err.print(record["error"]["traceback"], markup=False, highlight=False)
             progress.advance(bar)
-    records_file = out_dir / "predictions.jsonl"
-    if part is not None:
-        records_file = sharding.records_path(out_dir, part)
-    predicting.write_jsonl(records_file, records)
+        log.finish(records)
     if part is not None:
         sharding.write_manifest(out_dir, part, stems)
     failed = sum(not r["ok"] for r in records)
@@ -427,7 +434,7 @@ def _predict_one(
     if report is not None:
         from eyescan.reports.report_html import write_prediction_report
 
-        written = write_prediction_report(records, out_dir, report)
+        written = write_report_file(write_prediction_report, records, out_dir, report)
         err.print(f"report: {written}", highlight=False, soft_wrap=True)
     if failed:
         err.print(f"[yellow]{failed} of {len(records)} inputs failed[/]")

@@ -14,6 +14,7 @@ from eyescan.cli.common import (
     JsonOpt,
     err,
     handle_errors,
+    note,
     out,
     print_json,
 )
@@ -97,7 +98,10 @@ def report_command(
     """Write a self-contained HTML report from a folder's predictions.jsonl."""
     from eyescan.reports.report_html import is_screening, load_records, write_report
 
-    records = load_records(results)
+    notes: list[str] = []
+    records = load_records(results, notes)
+    for message in notes:
+        note(message)
     written = write_report(records, results, out_file or results / "report.html")
     kind = "screening report" if is_screening(records) else "report"
     err.print(f"{kind}: {written} ({len(records)} images)", highlight=False, soft_wrap=True)

@@ -10,6 +10,7 @@ on stdout shows one row per photo with each task's headline outputs
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from eyescan.cli.common import (
     progress_bar,
     warn_synthetic,
 )
+from eyescan.cli.outputs import kept_on_failure, open_log, write_report_file
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -94,12 +96,22 @@ def predict_many(
         )
     records = []
     started = time.perf_counter()
-    with progress_bar(len(items)) as progress:
+    records_file = out_dir / "predictions.jsonl"
+    logs = {step.name: open_log(out_dir / step.name / "predictions.jsonl", resume) for step in runs}
+    log = open_log(records_file, resume)
+    with ExitStack() as stack:
+        for one in (*logs.values(), log):
+            stack.enter_context(one)
+        stack.enter_context(kept_on_failure(log, records))
+        progress = stack.enter_context(progress_bar(len(items)))
         bar = progress.add_task(", ".join(order), total=len(items))
         for record in screening.run(
             reg, runs, items, workers, resume, debug, reader, skip_ungradable, options
         ):
             records.append(record)
+            for name, part in record["tasks"].items():
+                logs[name].add(_unprefixed(part, name))
+            log.add(record)
             for part in record["tasks"].values():
                 companion_notes(part, warned)
             if json_out:
@@ -107,13 +119,10 @@ def predict_many(
             else:
                 _print_errors(record)
             progress.advance(bar)
-    for step in runs:
-        per_task = [r["tasks"][step.name] for r in records if step.name in r["tasks"]]
-        predicting.write_jsonl(
-            out_dir / step.name / "predictions.jsonl", [_unprefixed(r, step.name) for r in per_task]
-        )
-    records_file = out_dir / "predictions.jsonl"
-    predicting.write_jsonl(records_file, records)
+        for step in runs:
+            per_task = [r["tasks"][step.name] for r in records if step.name in r["tasks"]]
+            logs[step.name].finish([_unprefixed(r, step.name) for r in per_task])
+        log.finish(records)
     if not json_out:
         out.print(screening_table(records, order, {t.name: t for t in tasks}))
         ok = sum(r["ok"] for r in records)
@@ -126,7 +135,7 @@ def predict_many(
     if report is not None:
         from eyescan.reports.report_html import write_screening_report
 
-        written = write_screening_report(records, out_dir, report)
+        written = write_report_file(write_screening_report, records, out_dir, report)
         err.print(f"report: {written}", highlight=False, soft_wrap=True)
     failed = sum(not r["ok"] for r in records)
     if failed:

@@ -13,7 +13,7 @@ import os
 import stat
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -191,19 +191,24 @@ def read_mask(path: str | Path, threshold: int | None = None) -> np.ndarray:
     return array > threshold
 
 
-def iter_images(inputs: list[Path], exclude: Path | None = None) -> Iterator[tuple[Path, Path]]:
+def iter_images(
+    inputs: list[Path],
+    exclude: Path | None = None,
+    prune: Callable[[Path], bool] | None = None,
+) -> Iterator[tuple[Path, Path]]:
     """Yield ``(image path, root)`` for files and (recursively) folders, sorted.
 
     ``root`` is the folder given on the command line (or the file's parent),
     used to name outputs by their path relative to it. Symlink loops and
     unreadable folders are skipped, and so is the folder ``exclude`` (the
-    output folder, so a rerun never takes its own outputs for inputs).
+    output folder, so a rerun never takes its own outputs for inputs) and any
+    subfolder for which ``prune(folder)`` is true.
     """
     skip = _folder_key(exclude) if exclude is not None else None
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            for path in sorted(_walk(item, skip)):
+            for path in sorted(_walk(item, skip, prune)):
                 yield path, item
         else:
             yield item, item.parent
@@ -217,7 +222,11 @@ def _folder_key(folder: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _walk(folder: Path, skip: tuple[int, int] | None = None) -> Iterator[Path]:
+def _walk(
+    folder: Path,
+    skip: tuple[int, int] | None = None,
+    prune: Callable[[Path], bool] | None = None,
+) -> Iterator[Path]:
     seen: set[tuple[int, int]] = set()
     if skip is not None and skip != _folder_key(folder):
         seen.add(skip)
@@ -233,6 +242,8 @@ def _walk(folder: Path, skip: tuple[int, int] | None = None) -> Iterator[Path]:
             continue
         seen.add(key)
         dirnames.sort()
+        if prune is not None:
+            dirnames[:] = [d for d in dirnames if not prune(Path(dirpath) / d)]
         for name in filenames:
             if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 yield Path(dirpath) / name

@@ -22,6 +22,7 @@ from typing import Any
 from eyescan.data.duplicates import file_sha256
 from eyescan.errors import EyescanError, PluginError
 from eyescan.imaging.imageio import write_text
+from eyescan.inference.journal import is_fatal, output_error
 from eyescan.inference.photos import Photo, PhotoReader
 from eyescan.inference.providers import Provider
 from eyescan.plugins.task import Prediction, Task
@@ -350,12 +351,16 @@ def run(
                     pending.append((item, readers.submit(load, item)))
 
         def drain(limit: int) -> Iterator[dict[str, Any]]:
-            while len(results) > limit:
+            # beyond ``limit`` waiting, and every finished one at the front (so the caller
+            # can log it at once: a kill then loses no finished record)
+            while results and (len(results) > limit or _ready(results[0][1])):
                 item, result = results.popleft()
                 if not isinstance(result, dict):
                     try:
                         result = result.result()
                     except Exception as exc:
+                        if is_fatal(exc):  # full disk, read-only: no later image fares better
+                            raise output_error(exc) from None
                         result = failed(item, exc)
                 if not result["ok"]:
                     save_failure(item, result)
@@ -414,6 +419,10 @@ def run(
     finally:
         readers.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True)
+
+
+def _ready(result: Future | dict) -> bool:
+    return isinstance(result, dict) or result.done()
 
 
 def _check_count(predictions: Any, expected: int) -> None:

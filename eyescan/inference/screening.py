@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.imaging.imageio import write_text
+from eyescan.inference.journal import is_fatal, output_error
 from eyescan.inference.photos import Photo, PhotoReader
 from eyescan.inference.predicting import (
     Item,
@@ -145,7 +146,9 @@ def _save(step: TaskRun, item: Item, record: dict[str, Any]) -> None:
         return
     try:  # best effort for failures: the record is also in predictions.jsonl
         write_text(record_path(step.out_dir, item.stem), dumps(record) + "\n")
-    except OSError:
+    except OSError as exc:
+        if is_fatal(exc):  # full disk, read-only: the run stops
+            raise output_error(exc) from None
         if record["ok"]:
             raise
 
@@ -182,9 +185,14 @@ def _screen(
             else:
                 record = _run_task(hook, step, runs, item, photo, seen, predictions, timings)
         except Exception as exc:
+            if is_fatal(exc):
+                raise output_error(exc) from None
             record = _error_record(step.base, item, exc, debug, step.owner)
             record["input_sha256"] = photo.sha256
-        _save(step, item, record)
+        try:
+            _save(step, item, record)
+        except OSError as exc:  # this record cannot be written: this task fails on this photo
+            record = _error_record(step.base, item, exc, debug, step.owner)
         tasks[step.name] = record
     return _combined(item, photo, tasks, options, {"read": round(read_ms, 2)}, None)
 

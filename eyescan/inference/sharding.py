@@ -24,6 +24,7 @@ from typing import Any
 
 from eyescan.errors import DataError
 from eyescan.imaging.imageio import write_text
+from eyescan.reports.records import read_jsonl
 
 SHARD_SCHEMA = "eyescan.shard/1"
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -105,13 +106,11 @@ def _read_json(path: Path) -> Any:
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return read_jsonl(path)[0]  # a line cut short by a kill: that shard did not finish
     except OSError as exc:
         raise DataError(f"{path}: shard records missing ({exc}); rerun that shard") from None
-    try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except ValueError as exc:
-        raise DataError(f"{path}: broken JSON line ({exc}); rerun that shard") from None
+    except DataError as exc:
+        raise DataError(f"{exc}; rerun that shard") from None
 
 
 def find_manifests(dirs: Sequence[Path]) -> list[Path]:

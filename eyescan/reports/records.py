@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
+
+from eyescan.errors import DataError
 
 PREDICTION_SCHEMA = "eyescan.prediction/1"
 EVALUATION_SCHEMA = "eyescan.evaluation/1"
@@ -53,6 +56,38 @@ def clean(value: Any) -> Any:
 def dumps(record: dict[str, Any]) -> str:
     """One JSON line (no NaN, ASCII-safe even for odd file names)."""
     return json.dumps(clean(record), ensure_ascii=True, allow_nan=False)
+
+
+def read_jsonl(path: Path, repair: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """The records of a ``predictions.jsonl`` and how many lines were dropped.
+
+    One record per ``id``: a later line replaces an earlier one with the same
+    id, in the earlier one's place (a resumed run appends an image it redid).
+    A torn last line (cut by a kill: no newline and not a JSON object) is
+    dropped; any other line that is not a JSON object raises DataError naming
+    it, unless ``repair`` (then it is dropped too). Raises OSError when the
+    file cannot be read.
+    """
+    text = Path(path).read_bytes().decode("utf-8", "replace")
+    lines = text.split("\n")
+    last = len(lines) - 1  # the text after the last newline ("" when the file ends in one)
+    found: dict[Any, dict[str, Any]] = {}
+    dropped = 0
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            if number == last or repair:
+                dropped += 1
+                continue
+            raise DataError(f"{path}:{number + 1}: not a JSON object")
+        key = record.get("id", number) if isinstance(record.get("id"), str) else number
+        found[key] = record  # an id seen before keeps its place
+    return list(found.values()), dropped
 
 
 def validate_prediction(record: dict[str, Any]) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import statistics
 import warnings
@@ -24,7 +23,7 @@ from typing import Any
 
 from eyescan.errors import DataError
 from eyescan.imaging.imageio import write_text
-from eyescan.reports.records import SCREENING_SCHEMA
+from eyescan.reports.records import SCREENING_SCHEMA, read_jsonl
 
 #: A file in a record's ``files`` is shown as an overlay when its key or name holds one of these.
 OVERLAY_WORDS = ("overlay", "cam", "annotated", "heat", "lesion", "box")
@@ -117,24 +116,19 @@ document.body.setAttribute("data-ready","1");
 _LIGHTBOX = '<div id="lightbox" title="click or Esc to close"><img alt=""><div></div></div>'
 
 
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """The prediction records of an ``eyescan predict`` output folder (``predictions.jsonl``)."""
+def load_records(results_dir: Path, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """The prediction records of an ``eyescan predict`` output folder (``predictions.jsonl``).
+
+    A run still going or killed has the records of the images it finished; a
+    last line cut short by a kill is left out (and said in ``notes``).
+    """
     path = Path(results_dir) / "predictions.jsonl"
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        records, dropped = read_jsonl(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot read the prediction records ({exc.strerror})") from None
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise DataError(f"{path}:{number}: not a JSON line") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: not a JSON object")
-        records.append(record)
+    if dropped and notes is not None:
+        notes.append(f"{path}: its last line was cut short (an interrupted run) and is left out")
     return records
 
 

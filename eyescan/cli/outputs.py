@@ -1,0 +1,65 @@
+"""A predict run's outputs: the ``--out`` lock, ``predictions.jsonl`` written as images
+finish, and one line (results kept) when ``--out`` cannot be written.
+
+Shared by the single-task (cli/predict.py) and multi-task (cli/screen.py) runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from eyescan.cli.common import ExitCode, error, note
+
+
+def open_log(path: Path, resume: bool) -> Any:
+    """The run's ``predictions.jsonl``, appended to as images finish (see journal.RecordLog)."""
+    from eyescan.inference.journal import RecordLog
+
+    log = RecordLog(path, resume)
+    if log.dropped:
+        note(f"{path}: dropped {log.dropped} line(s) cut short by an interrupted run")
+    return log
+
+
+@contextmanager
+def kept_on_failure(log: Any, records: list[Any]) -> Iterator[None]:
+    """A run stopped because ``--out`` cannot be written (full disk, read-only): one line
+    saying so and what was kept (the records appended so far, each image's files)."""
+    from eyescan.inference.journal import OutputError
+
+    try:
+        yield
+    except OutputError as exc:
+        log.close()
+        raise error(
+            f"{exc}; run stopped, {len(records)} finished result(s) kept in {log.path}; "
+            "fix that, then rerun with --resume to finish",
+            ExitCode.FAILED,
+        ) from None
+
+
+def write_report_file(write: Any, records: list[Any], out_dir: Path, path: Path) -> Path:
+    """Write the HTML report; a full disk or unwritable path is one line, results kept."""
+    from eyescan.inference.journal import output_error
+
+    try:
+        return write(records, out_dir, path)
+    except OSError as exc:
+        raise error(f"report not written: {output_error(exc, path)}", ExitCode.FAILED) from None
+
+
+def hold_out(out_dir: Path, shard: Any = None) -> Any:
+    """Lock ``--out`` for this run (a shard, :class:`~eyescan.inference.sharding.Shard`,
+    locks its own part); says so when it took over the stale lock of a run that is gone."""
+    from eyescan.inference import outlock
+
+    lock = outlock.acquire(out_dir, outlock.lock_name(None if shard is None else shard.name))
+    if lock.taken_over is not None:
+        note(
+            f"took over {lock.path}: the run that held it is gone "
+            f"({outlock.describe(lock.taken_over)})"
+        )
+    return lock
