@@ -54,6 +54,7 @@ def write_report_file(write: Any, records: list[Any], out_dir: Path, path: Path)
 def hold_out(out_dir: Path, shard: Any = None) -> Any:
     """Lock ``--out`` for this run (a shard, :class:`~eyescan.inference.sharding.Shard`,
     locks its own part); says so when it took over the stale lock of a run that is gone."""
+    from eyescan.imaging.imageio import remove_temporaries
     from eyescan.inference import outlock
 
     lock = outlock.acquire(out_dir, outlock.lock_name(None if shard is None else shard.name))
@@ -62,4 +63,6 @@ def hold_out(out_dir: Path, shard: Any = None) -> Any:
             f"took over {lock.path}: the run that held it is gone "
             f"({outlock.describe(lock.taken_over)})"
         )
+    if shard is None and not outlock.shard_locks(out_dir):  # no one else writes there
+        remove_temporaries(out_dir)
     return lock

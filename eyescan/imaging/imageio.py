@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import tempfile
 import warnings
@@ -262,6 +263,26 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: The name :func:`atomic_path` gives a temporary file: ``.NAME.XXXXXXXX.SUFFIX`` (mkstemp).
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)?$")
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the temporary files a killed writer left in ``folder`` (recursively); returns
+    how many. Only safe while no one else writes there (a run holding the --out lock)."""
+    removed = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            match = _TEMPORARY.match(name)
+            if match and (match["suffix"] or "") == Path(match["name"]).suffix:
+                try:
+                    (Path(dirpath) / name).unlink()
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
 
 
 def write_text(path: Path, text: str) -> None:

@@ -46,6 +46,20 @@ def output_error(exc: OSError, path: Path | str | None = None) -> OutputError:
     return OutputError(f"cannot write {where}: {reason}" if where else f"cannot write: {reason}")
 
 
+def _reused(record: dict[str, Any]) -> bool:
+    """A record ``--resume`` reused (a screening record: every task's was reused)."""
+    tasks = record.get("tasks")
+    if isinstance(tasks, dict) and tasks:
+        return all(isinstance(t, dict) and t.get("resumed") for t in tasks.values())
+    return bool(record.get("resumed"))
+
+
+def _append(fd: int, data: bytes) -> None:
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+
+
 class RecordLog:
     """The run's JSON Lines file, appended to as records come (see the module docstring).
 
@@ -75,15 +89,12 @@ class RecordLog:
 
     def add(self, record: dict[str, Any]) -> None:
         """Append one record (a resumed record already in the file is not written twice)."""
-        line = dumps(record)
-        if record.get("resumed") and str(record.get("id")) in self._kept:
+        if _reused(record) and str(record.get("id")) in self._kept:
             return
-        data = (line + "\n").encode("utf-8")
+        data = (dumps(record) + "\n").encode("utf-8")
         size = os.fstat(self._fd).st_size
         try:
-            written = 0
-            while written < len(data):
-                written += os.write(self._fd, data[written:])
+            _append(self._fd, data)
         except OSError as exc:
             try:  # no torn line of ours stays behind
                 os.ftruncate(self._fd, size)

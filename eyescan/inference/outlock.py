@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.errors import EyescanError
-from eyescan.inference.journal import output_error
+from eyescan.inference.journal import OutputError, output_error
 
 LOCK_NAME = ".eyescan.lock"
 #: A lock file without readable contents younger than this may be being written right now.
@@ -63,6 +63,8 @@ def acquire(out_dir: Path, name: str = LOCK_NAME) -> OutLock:
     run holds it, OutputError when ``out_dir`` cannot be written."""
     out_dir = Path(out_dir)
     path = out_dir / name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir} is a file, not a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -93,6 +95,11 @@ def acquire(out_dir: Path, name: str = LOCK_NAME) -> OutLock:
     raise OutputLockedError(
         f"{out_dir}: could not take the lock {path} (another run keeps taking it)"
     )
+
+
+def shard_locks(out_dir: Path) -> list[Path]:
+    """The lock files of shard runs in ``out_dir`` (shards may write there at once)."""
+    return sorted(Path(out_dir).glob(".eyescan.shard-*.lock"))
 
 
 def describe(holder: dict[str, Any]) -> str:
