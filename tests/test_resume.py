@@ -24,6 +24,7 @@ from eyescan.plugins.registry import get_registry
 from eyescan.testing import invoke_cli, json_lines
 
 from . import tiny_vessels
+from .figures import record as record_figures
 from .test_training import _problem  # a 3-parameter regression
 from .tiny_vessels import drive_data, eyescan_process, fundus_png, write_recipe
 
@@ -80,6 +81,8 @@ def test_predict_killed_then_resumed(vessels_weights, tmp_path, sig, capsys):
     for png in out.glob("*.png"):  # whatever was written is whole (atomic writes)
         if not png.name.startswith("."):  # a temporary file a SIGKILL left half-written
             Image.open(png).load()
+    logged = {r["id"] for r in json_lines((out / "predictions.jsonl").read_text())}
+    assert logged and logged <= before  # finished records were appended as they came
 
     resumed = invoke_cli(*args, "--resume", "--json")
     assert resumed.exit_code == 0, resumed.output
@@ -88,12 +91,11 @@ def test_predict_killed_then_resumed(vessels_weights, tmp_path, sig, capsys):
     assert len(records) == N_IMAGES and all(r["ok"] for r in records)
     assert _complete(out) == {r["id"] for r in records}  # nothing lost
     assert skipped == before  # every complete image skipped, nothing else
-    with capsys.disabled():
-        print(
-            f"\n[resume] {sig.name}: {len(before)}/{N_IMAGES} images complete at the kill; "
-            f"resumed run verified: skipped {len(skipped)}, redid {N_IMAGES - len(skipped)}, "
-            f"lost 0"
-        )
+    record_figures(
+        capsys, f"resume after {sig.name}", images=N_IMAGES, complete_at_signal=len(before),
+        in_predictions_jsonl=len(logged), skipped=len(skipped), redone=N_IMAGES - len(skipped),
+        lost=0,
+    )  # fmt: skip
 
 
 def test_resume_ignores_results_of_other_weights(vessels_weights, tmp_path):
@@ -131,8 +133,8 @@ def test_training_killed_then_resumed(tmp_path, capsys):
     assert summary["epochs_run"] == 2
     loaded = load(get_registry(), "vessels", weights=Path(summary["weights"]))  # hash checked
     assert loaded.sha256
-    with capsys.disabled():
-        print(f"\n[resume] training: killed after epoch {done}, resumed to epoch 2, verified")
+    record_figures(capsys, "training resume after SIGKILL", killed_after_epoch=done,
+                   resumed_to_epoch=2, epochs_trained_twice=0)  # fmt: skip
 
 
 # -- the training loop itself (in-process, a 3-parameter regression) ----------------
