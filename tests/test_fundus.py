@@ -210,3 +210,22 @@ def test_square_frame_maps_boxes_and_heat_maps_back():
     assert (square[y0:y1, x0:x1] == sample.image[20:35, 60:80]).all()
     back = frame.heat_to_original(np.ones((64, 64), np.float32), sample.image.shape[:2])
     assert back.shape == sample.fov.shape and back[sample.fov].min() > 0.99
+
+
+def test_fov_of_a_large_photograph_is_estimated_on_a_shrunk_copy(monkeypatch):
+    import cv2
+
+    sample = make_fundus((300, 450), seed=5)
+    large = cv2.resize(sample.image, (2700, 1800), interpolation=cv2.INTER_CUBIC)
+    assert max(large.shape[:2]) > fundus.FOV_MAX_SIDE
+    fast = fundus.fov_mask(large)
+    exact = fundus._fov_mask(large, None)  # the estimate at full resolution
+    assert fast.shape == large.shape[:2] and fast.dtype == bool
+    iou = (fast & exact).sum() / (fast | exact).sum()
+    assert iou > 0.995, iou
+    box, exact_box = fundus.crop_box(fast), fundus.crop_box(exact)
+    assert np.abs(np.subtract(box, exact_box)).max() <= 3  # pixels of a 2700-px photo
+    shrunk = []
+    monkeypatch.setattr(fundus, "_fov_mask", lambda a, t: shrunk.append(a.shape) or exact)
+    fundus.fov_mask(large)
+    assert shrunk == [(853, 1280, 3)]

@@ -245,7 +245,13 @@ def predict(
     ] = None,
     json_out: JsonOpt = False,
     batch_size: BatchOpt = 1,
-    workers: Annotated[int, typer.Option(min=1, help="Threads decoding images.")] = 2,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Threads decoding and preprocessing images (default: one per core, at most 4).",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Skip inputs whose outputs are complete.")] = False,
     shard: Annotated[
         str | None,
@@ -374,7 +380,7 @@ def _predict_one(
     reader: Any,
     json_out: bool,
     batch_size: int,
-    workers: int,
+    workers: int | None,
     resume: bool,
     shard: str | None,
     debug: bool,

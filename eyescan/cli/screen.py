@@ -57,7 +57,7 @@ def predict_many(
     quantize: bool,
     reader: Any,
     json_out: bool,
-    workers: int,
+    workers: int | None,
     resume: bool,
     debug: bool,
     skip_ungradable: bool,

@@ -11,10 +11,17 @@ import numpy as np
 DARK_BACKGROUND = 40.0
 #: An FOV estimate covering less of the image than this is not trusted (:func:`fov_box`).
 MIN_FOV_FRACTION = 0.05
+#: A photograph whose longer side exceeds this (pixels) has its FOV estimated on a copy
+#: shrunk to it (area average) and the mask enlarged back: the estimate then costs what a
+#: 1.3-MP photo costs (8 MP: 350 -> 40 ms, 1 GB less memory; docs/performance.md). Every
+#: data set the shipped models were measured on is smaller (DRIVE, CHASE_DB1, IDRiD copies).
+FOV_MAX_SIDE = 1280
 
 
 def fov_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """Estimate the field-of-view (the bright disc of the photograph) as a bool mask.
+
+    Photographs larger than :data:`FOV_MAX_SIDE` are measured on a shrunk copy (see there).
 
     The background colour is read from the image corners. On a dark background
     (red below :data:`DARK_BACKGROUND`, the usual case) the FOV is where the red
@@ -28,6 +35,22 @@ def fov_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
     a tenth of the image means the corners were not background: the whole image.
     """
     array = np.asarray(image)
+    h, w = array.shape[:2]
+    if max(h, w) <= FOV_MAX_SIDE:
+        return _fov_mask(array, threshold)
+    import cv2
+
+    factor = FOV_MAX_SIDE / max(h, w)
+    small = cv2.resize(
+        np.ascontiguousarray(array[..., :3] if array.ndim == 3 else array),
+        (max(1, round(w * factor)), max(1, round(h * factor))),
+        interpolation=cv2.INTER_AREA,
+    )
+    mask = _fov_mask(small, threshold).astype(np.uint8) * 255
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR) > 127
+
+
+def _fov_mask(array: np.ndarray, threshold: float | None) -> np.ndarray:
     rgb = (array[..., None] if array.ndim == 2 else array[..., :3]).astype(np.float32)
     background, noise = _background(rgb)
     bright = background is not None and background[0] >= DARK_BACKGROUND

@@ -33,6 +33,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 ABSTAIN = object()
 
 
+def default_workers() -> int:
+    """Decoding/preprocessing threads for a run: one per usable core, at most 4.
+
+    The model runs on the main thread with its own threads (torch and onnxruntime use
+    every core), the writer on one more; on 2 cores two readers keep the model fed
+    (docs/performance.md), and beyond 4 readers the model is the bound.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 @dataclass
 class Item:
     path: Path
@@ -251,7 +265,7 @@ def run(
     items: list[Item],
     out_dir: Path | None,
     batch_size: int = 1,
-    workers: int = 2,
+    workers: int | None = None,
     resume: bool = False,
     debug: bool = False,
     reader: PhotoReader | None = None,
@@ -268,6 +282,7 @@ def run(
     ``options`` (the run's options) go into every record.
     """
     hook = registry.hook
+    workers = workers or default_workers()
     reader = reader or PhotoReader()
     base = record_base(task, model, options)
     prepare(task, model)  # companions known before any record is checked or made

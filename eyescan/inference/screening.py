@@ -29,6 +29,7 @@ from eyescan.inference.predicting import (
     _check_count,
     _error_record,
     completed,
+    default_workers,
     ok_record,
     owner_of,
     prepare,
@@ -66,7 +67,7 @@ def run(
     registry: Any,
     runs: list[TaskRun],
     items: list[Item],
-    workers: int = 2,
+    workers: int | None = None,
     resume: bool = False,
     debug: bool = False,
     reader: PhotoReader | None = None,
@@ -81,6 +82,7 @@ def run(
         step.base = record_base(step.task, step.model, (options or {}).get(step.name))
         step.base.update(provenance(step.model, _providers(step, runs)))
         step.owner = owner_of(registry, step.name)
+    workers = workers or default_workers()
     prefetch = max(2, 2 * max(1, workers))
     readers = ThreadPoolExecutor(max(1, workers), thread_name_prefix="eyescan-read")
 

@@ -28,14 +28,27 @@ def normalise(image: Any) -> Any:
 
 def probability_map(module: Any, image: np.ndarray) -> np.ndarray:
     """Vessel probability (float32 H×W) of a preprocessed image of any size."""
+    return probability_maps(module, [image])[0]
+
+
+def probability_maps(module: Any, images: list[np.ndarray]) -> list[np.ndarray]:
+    """Vessel probabilities of preprocessed images of any sizes, in order; the images of
+    one size go through the network together (one call, ``predict --batch-size``)."""
     import torch
 
     from eyescan.api import segmentation
 
-    x = segmentation.to_tensor(normalise(image))
     stride = getattr(module, "stride", 16)
-    logits = segmentation.predict_logits(module, x, stride, tile=TILE)
-    return torch.sigmoid(logits)[0, 0].numpy().astype(np.float32)
+    maps: list[Any] = [None] * len(images)
+    sizes: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        sizes.setdefault(image.shape, []).append(i)
+    for indices in sizes.values():
+        x = torch.cat([segmentation.to_tensor(normalise(images[i])) for i in indices])
+        logits = segmentation.predict_logits(module, x, stride, tile=TILE)
+        for i, prob in zip(indices, torch.sigmoid(logits)[:, 0].numpy()):
+            maps[i] = prob.astype(np.float32)
+    return maps
 
 
 def model_scale(model: Any) -> float | None:

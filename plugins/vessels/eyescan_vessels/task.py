@@ -29,6 +29,7 @@ from eyescan_vessels.inference import (
     model_scale,
     normalise,
     probability_map,
+    probability_maps,
 )
 from eyescan_vessels.scale import resize_probability
 
@@ -92,14 +93,18 @@ class VesselsTask(Task):
         results = []
         target = model_scale(model)
         threshold = operating_threshold(self.options, THRESHOLD)
+        inputs = []
         for item in batch:
-            fov, original = item["fov"], item["original"]
             image, factor = item["image"], item.get("factor", 1.0)
             if item.get("target") != target and not item.get("at_model_scale"):
                 # preprocessed for another model's scale
                 reuse = image if factor == 1.0 else None
-                image, factor = model_input(original, fov, target, reuse)
-            prob = resize_probability(probability_map(model.module, image), fov.shape)
+                image, factor = model_input(item["original"], item["fov"], target, reuse)
+            inputs.append((image, factor))
+        maps = probability_maps(model.module, [image for image, _ in inputs])
+        for item, (_, factor), prob in zip(batch, inputs, maps):
+            fov = item["fov"]
+            prob = resize_probability(prob, fov.shape)
             vessels = (prob >= threshold) & fov
             fov_pixels = int(fov.sum())
             values = {
