@@ -221,28 +221,22 @@ def _cross_validate(
 
 
 def fold_table(summary: dict[str, Any]) -> Table:
-    """One row per fold (its patients and metrics), then the mean ± sd over folds."""
+    """A row per metric: its value in each fold (up to 8 folds shown), then mean ± sd."""
     from rich.table import Table
 
-    metrics_ = list(summary["mean_sd"])
-    shown = [m for m in metrics_ if not m.endswith("_images")][:8]
-    table = Table("fold", "patients", *shown)
-    for row in summary["per_fold"]:
-        cells = [row.get(m) for m in shown]
-        table.add_row(
-            str(row["fold"]),
-            ", ".join(row["test_patients"]),
-            *("—" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells),
-        )
-    means = [summary["mean_sd"][m] for m in shown]
-    table.add_row(
-        "mean ± sd",
-        "",
-        *(
-            "—" if m is None else f"{m:.4f}" + ("" if sd is None else f" ± {sd:.4f}")
-            for m, sd in means
-        ),
-    )
+    folds = summary["per_fold"]
+    shown = folds if len(folds) <= 8 else []
+    table = Table("metric", *(f"fold {f['fold']}" for f in shown), "mean ± sd")
+
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and value != value):  # null or NaN
+            return "—"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    table.add_row("patients", *(", ".join(f["test_patients"]) for f in shown), "")
+    for metric, (mean, sd) in summary["mean_sd"].items():
+        spread = "" if sd is None else f" ± {sd:.4f}"
+        table.add_row(metric, *(cell(f.get(metric)) for f in shown), cell(mean) + spread)
     table.caption = f"{summary['cv']}, {summary['patients']} patients, {summary['images']} images"
     return table
 

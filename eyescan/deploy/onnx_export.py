@@ -323,7 +323,10 @@ def export(
     from eyescan import __version__
 
     data, card = export_bytes(registry, task, loaded, size, opset)
-    parity = check_parity(registry, task, loaded, onnx_runtime.loaded_from_bytes(data, card), size)
+    # checked where its source lies, so that companions its card names relative to the
+    # weights (rop's stage 2) are found by the exported model as by the original
+    twin = onnx_runtime.loaded_from_bytes(data, card, loaded.weights)
+    parity = check_parity(registry, task, loaded, twin, size)
     if not parity["ok"]:
         raise EyescanError(
             f"{task.name}/{loaded.name}: ONNX parity check failed (max |torch - onnx| "

@@ -86,27 +86,45 @@ class MultiStreamROP(nn.Module):
         return self.fc(torch.flatten(self.pool(fused), 1))
 
 
+#: Student trunks: torchvision builder and the index of the classifier's dropout.
+STUDENT_BACKBONES = {
+    "mobilenet_v2": ("mobilenet_v2", 0),
+    "mobilenet_v3_small": ("mobilenet_v3_small", 2),
+}
+
+
 class MobileNetROP(nn.Module):
     """MN-ROP: torchvision MobileNetV2 followed by a fully connected layer to the classes.
 
     With ``embedding=1000`` MobileNetV2 keeps its ImageNet 1000-way classifier
     as a 1000-d embedding and a 1000→2 layer follows: 3.51 M parameters, the
     count the seed reports (3.50 M). ``embedding=0`` replaces the classifier by
-    a direct 1280→2 layer (2.23 M parameters).
+    a direct 1280→2 layer (2.23 M parameters). ``backbone="mobilenet_v3_small"``
+    swaps the trunk for MobileNetV3-Small, the architecture of the drgrade
+    grader's fundus-pretrained backbone file (so that file loads whole).
     """
 
-    def __init__(self, num_classes: int = 2, embedding: int = 1000, dropout: float = 0.2):
+    def __init__(
+        self,
+        num_classes: int = 2,
+        embedding: int = 1000,
+        dropout: float = 0.2,
+        backbone: str = "mobilenet_v2",
+    ):
         super().__init__()
-        from torchvision.models import mobilenet_v2
+        import torchvision.models as tv
 
+        if backbone not in STUDENT_BACKBONES:
+            raise ValueError(f"mn-rop backbone {backbone!r}: choose {', '.join(STUDENT_BACKBONES)}")
+        builder, drop = STUDENT_BACKBONES[backbone]
         self.normalise = Normalise()
-        self.mobilenet = mobilenet_v2(weights=None, num_classes=embedding or num_classes)
-        self.mobilenet.classifier[0].p = dropout
+        self.mobilenet = getattr(tv, builder)(weights=None, num_classes=embedding or num_classes)
+        self.mobilenet.classifier[drop].p = dropout
         self.head = nn.Linear(embedding, num_classes) if embedding else nn.Identity()
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The layer Grad-CAM explains: MobileNetV2's last conv block (8×8 at 256²)."""
+        """The layer Grad-CAM explains: the trunk's last conv block (8×8 at 256²)."""
         return self.mobilenet.features[-1]
 
     def macs(self, size: int = 256) -> int:
@@ -123,8 +141,13 @@ def ms_rop(num_classes: int = 2, fused_channels: int = 256) -> MultiStreamROP:
     return MultiStreamROP(num_classes, fused_channels)
 
 
-def mn_rop(num_classes: int = 2, embedding: int = 1000, dropout: float = 0.2) -> MobileNetROP:
-    return MobileNetROP(num_classes, embedding, dropout)
+def mn_rop(
+    num_classes: int = 2,
+    embedding: int = 1000,
+    dropout: float = 0.2,
+    backbone: str = "mobilenet_v2",
+) -> MobileNetROP:
+    return MobileNetROP(num_classes, embedding, dropout, backbone)
 
 
 #: Old DenseNet checkpoints name layers ``norm.1``; torchvision renames them ``norm1``.

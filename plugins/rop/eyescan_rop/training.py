@@ -100,6 +100,9 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "teacher_weights": None,
     "init_weights": None,
     "cascade": False,
+    #: The stages a cascade trains: [1, 2], or [2] alone for data without normal images
+    #: (ROP-DRAGON: every infant has ROP, the label is Treated / Not-Treated).
+    "stages": [1, 2],
     "folds": 0,
 }
 ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -309,16 +312,20 @@ def train_cascade(
         "distilled": ("mn-rop", "mn-tr-rop"),
         "alone": ("mn-rop-alone", "mn-tr-rop-alone"),
     }
-    for stage in (1, 2):
+    stages = sorted({int(s) for s in recipe.get("stages") or (1, 2)})
+    if not stages or not set(stages) <= {1, 2}:
+        raise DataError(f"recipe 'stages': give [1, 2], [1] or [2], not {recipe.get('stages')}")
+    for stage in stages:
         for role, name, kind in plan:
             teacher = None
             if kind == "distilled":
                 teacher = load_trained(runs[f"teacher{stage}"]["weights"])
-            init = Path(runs[f"{role}1"]["weights"]) if stage == 2 else None
+            init = Path(runs[f"{role}1"]["weights"]) if stage == 2 and 1 in stages else None
             spec = FitSpec(name, stage, out / folders[role][stage - 1], teacher, init)
             runs[f"{role}{stage}"] = fit_one(spec, data, train_index, val_index, options)
-    for role, *_ in plan:
-        link_stage2(runs[f"{role}1"]["weights"], runs[f"{role}2"]["weights"])
+    if stages == [1, 2]:
+        for role, *_ in plan:
+            link_stage2(runs[f"{role}1"]["weights"], runs[f"{role}2"]["weights"])
     return runs
 
 
@@ -398,7 +405,11 @@ def train(task: Any, data: Path, options: dict[str, Any]) -> dict[str, Any]:
     )
     if recipe.get("cascade"):
         runs = train_cascade(dataset, train_index, val_index, recipe, options, out)
-        summary: dict[str, Any] = {"stage1_weights": runs["distilled1"]["weights"]}
+        first = min(int(k[-1]) for k in runs if k.startswith("distilled"))
+        # the cascade's entry point: the stage-1 student (linked to stage 2), else stage 2's
+        summary: dict[str, Any] = {"weights": runs[f"distilled{first}"]["weights"]}
+        if "distilled1" in runs:
+            summary["stage1_weights"] = runs["distilled1"]["weights"]
         for key, run in runs.items():
             summary[f"{key}_weights"] = run["weights"]
             summary[f"{key}_selected_by"] = run["selected_by"]

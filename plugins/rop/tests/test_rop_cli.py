@@ -245,3 +245,18 @@ def test_evaluation_returns_scores_for_the_plots(data):
     p[:5] = 0.5  # ties
     fast, exact = fast_scores(y, p), binary_scores(y, p)
     assert fast == pytest.approx(exact)
+
+
+def test_export_of_the_cascade_passes_parity(tmp_path):
+    """Stage 1 exported to ONNX is checked beside its weights, so its stage-2 link is found."""
+    import shutil
+
+    from eyescan_rop.task import WEIGHTS_DIR
+
+    for name in ("mn-rop", "mn-tr-rop"):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    weights = tmp_path / "mn-rop.safetensors"
+    result = invoke_cli("export", "rop", "--weights", weights, "--onnx", tmp_path / "mn-rop.onnx")
+    assert result.exit_code == 0, result.stderr
+    assert "parity ok" in result.stderr + result.stdout
