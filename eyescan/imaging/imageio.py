@@ -151,7 +151,9 @@ def to_rgb_array(image, path: Path | str = "<image>") -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    # an RGB image is read as it is: convert("RGB") would copy it first (4 bytes a pixel)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    array = np.asarray(rgb, dtype=np.uint8)
     if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
         raise ImageReadError(f"{path}: unsupported image layout {array.shape}")
     return array
