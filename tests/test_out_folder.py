@@ -185,6 +185,23 @@ def test_stale_locks_of_every_kind(tmp_path):
     assert not list(out.iterdir())
 
 
+def test_multi_task_run_locks_each_task_folder(tmp_path):
+    from eyescan.plugins import registry as plugins
+
+    from . import toy_pair
+
+    plugins.reset_registry([("pair", toy_pair.PairPlugin(toy_pair.write_weights(tmp_path / "w")))])
+    folder, out = _photos(tmp_path / "in", 1), tmp_path / "out"
+    with outlock.acquire(out / "toymap"):  # a single-task run into out/toymap
+        refused = invoke_cli("predict", "toymap,toyuse", folder, "--out", out)
+        assert refused.exit_code == 1
+        assert f"{out / 'toymap'} is in use by another eyescan predict" in refused.stderr
+    assert not (out / ".eyescan.lock").exists()  # the lock it had taken is given back
+    result = invoke_cli("predict", "toymap,toyuse", folder, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert not list(out.rglob(".eyescan*.lock"))
+
+
 def test_shards_sharing_a_folder_do_not_lock_each_other_out(vessels_weights, tmp_path):
     folder, out = _photos(tmp_path / "in", 2), tmp_path / "out"
     with outlock.acquire(out, outlock.lock_name("shard-1-of-2")):  # shard 1 running

@@ -7,7 +7,7 @@ Shared by the single-task (cli/predict.py) and multi-task (cli/screen.py) runs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +51,29 @@ def write_report_file(write: Any, records: list[Any], out_dir: Path, path: Path)
         raise error(f"report not written: {output_error(exc, path)}", ExitCode.FAILED) from None
 
 
-def hold_out(out_dir: Path, shard: Any = None) -> Any:
-    """Lock ``--out`` for this run (a shard, :class:`~eyescan.inference.sharding.Shard`,
-    locks its own part); says so when it took over the stale lock of a run that is gone."""
+def hold_out(out_dir: Path, shard: Any = None, tasks: list[str] = ()) -> ExitStack:
+    """Lock ``--out`` for this run, and ``--out/<task>`` for each task of a multi-task run
+    (each is what a single-task run into it would lock); a shard
+    (:class:`~eyescan.inference.sharding.Shard`) locks its own part. Says so when it took
+    over the stale locks of a run that is gone. Close the returned stack to release them."""
     from eyescan.imaging.imageio import remove_temporaries
     from eyescan.inference import outlock
 
-    lock = outlock.acquire(out_dir, outlock.lock_name(None if shard is None else shard.name))
-    if lock.taken_over is not None:
+    name = outlock.lock_name(None if shard is None else shard.name)
+    stack = ExitStack()
+    try:
+        locks = [stack.enter_context(outlock.acquire(out_dir, name))]
+        locks += [stack.enter_context(outlock.acquire(out_dir / task, name)) for task in tasks]
+    except BaseException:
+        stack.close()
+        raise
+    stale = [lock for lock in locks if lock.taken_over is not None]
+    if stale:
         note(
-            f"took over {lock.path}: the run that held it is gone "
-            f"({outlock.describe(lock.taken_over)})"
+            f"took over {', '.join(str(lock.path) for lock in stale)}: the run that held "
+            f"{'it' if len(stale) == 1 else 'them'} is gone "
+            f"({outlock.describe(stale[0].taken_over)})"
         )
     if shard is None and not outlock.shard_locks(out_dir):  # no one else writes there
         remove_temporaries(out_dir)
-    return lock
+    return stack

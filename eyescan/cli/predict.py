@@ -322,7 +322,8 @@ def predict(
     reader = photo_reader(fov, registered)
     if len(names) > 1 and shard is not None:
         raise error("--shard takes one task (run each task's shards separately)")
-    ctx.with_resource(hold_out(out_dir, _shard_option(shard)))  # released when the command ends
+    # released when the command ends
+    ctx.with_resource(hold_out(out_dir, _shard_option(shard), names if len(names) > 1 else []))
     if len(names) > 1:
         from eyescan.cli.screen import predict_many
 
