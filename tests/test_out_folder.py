@@ -327,7 +327,7 @@ def _tmpfs(path: Path, options: str):
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
 def test_really_full_disk(vessels_weights, tmp_path, capsys):
     """A 160 KiB tmpfs: a real ENOSPC, wherever it strikes."""
-    folder = _photos(tmp_path / "in", 24)
+    folder = _photos(tmp_path / "in", 14)
     with _tmpfs(tmp_path / "small", "size=160k") as out:
         result = _predict(vessels_weights, folder, "--out", out)
         assert result.exit_code == 1 and "Traceback" not in result.output
@@ -339,7 +339,7 @@ def test_really_full_disk(vessels_weights, tmp_path, capsys):
         resumed = _predict(vessels_weights, folder, "--out", out, "--resume", "--json")
         assert resumed.exit_code == 0, resumed.output
         assert {r["id"] for r in json_lines(resumed.stdout) if r.get("resumed")} == kept
-    record_figures(capsys, "full disk (tmpfs)", images=24, finished_before_full=len(kept), lost=0)
+    record_figures(capsys, "full disk (tmpfs)", images=14, finished_before_full=len(kept), lost=0)
 
 
 def test_unwritable_out_is_one_line(vessels_weights, tmp_path):
