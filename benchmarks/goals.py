@@ -230,6 +230,8 @@ def measure(options: argparse.Namespace) -> dict[str, Any]:
     if "help" not in skip:
         report["help_seconds"] = median_wall(["eyescan", "--help"], options.repeats)
         report["tasks_seconds"] = median_wall(["eyescan", "tasks"], max(3, options.repeats // 2))
+        # the interpreter's own start, as a yardstick of the machine's load
+        report["python_seconds"] = median_wall([sys.executable, "-c", "pass"], options.repeats)
     if "e2e" not in skip:
         drive = photo(options.out / "inputs" / "drive_size.jpg", DRIVE_SIZE)
         inputs = folder(options.out / "inputs" / f"drive{options.images}", drive, options.images)
@@ -303,7 +305,8 @@ def goal_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "`eyescan --help`: median ≤ 0.25 s",
                 f"**{report['help_seconds']:.3f} s** (`eyescan tasks`: "
-                f"{report['tasks_seconds']:.3f} s)",
+                f"{report['tasks_seconds']:.3f} s; `python -c pass`: "
+                f"{report.get('python_seconds', float('nan')):.3f} s)",
                 verdict(report["help_seconds"] <= 0.25),
             )
         )
@@ -405,12 +408,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backends", default="torch,onnx")
     parser.add_argument("--skip", default="", help="comma list of: help,e2e,highres,memory")
     parser.add_argument("--json", action="store_true", help="print the report as one line")
+    parser.add_argument(
+        "--from-json", type=Path, help="measure nothing: write the docs from this goals.json"
+    )
     options = parser.parse_args(argv)
     options.tasks = options.tasks.split(",")
     options.backends = options.backends.split(",")
     options.out.mkdir(parents=True, exist_ok=True)
-    report = measure(options)
-    (options.out / "goals.json").write_text(json.dumps(report, indent=2) + "\n")
+    if options.from_json:
+        report = json.loads(options.from_json.read_text())
+    else:
+        report = measure(options)
+        (options.out / "goals.json").write_text(json.dumps(report, indent=2) + "\n")
     section = markdown(report)
     (options.out / "goals.md").write_text(section + "\n")
     if options.doc:

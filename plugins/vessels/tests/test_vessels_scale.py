@@ -158,3 +158,16 @@ def test_training_with_fov_diameter_resamples_samples_and_sets_the_card(tmp_path
     assert (outputs["height"], outputs["width"]) == (192, 192)
     assert outputs["model_fov_diameter"] == float(2 * diameter)
     assert outputs["scale_factor"] == pytest.approx(2 / 3, rel=0.05)
+
+
+def test_enlarging_a_probability_map_gives_pillows_bilinear_numbers():
+    from PIL import Image
+
+    prob = np.random.default_rng(3).random((45, 67), dtype=np.float32)
+    for shape in [(234, 350), (45, 90), (100, 67)]:
+        plane = Image.fromarray(prob).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+        expected = np.clip(np.asarray(plane, np.float32), 0, 1)
+        got = scale.resize_probability(prob, shape)
+        assert got.dtype == np.float32 and got.shape == shape
+        assert np.abs(got - expected).max() < 1e-6
+    assert scale.resize_probability(prob, (20, 30)).shape == (20, 30)  # shrinking: Pillow
