@@ -10,7 +10,7 @@ to the end. After every kill:
 - every line of ``predictions.jsonl`` is a whole record, except at most a torn
   last line; every record in it has its files on disk, and they decode;
 - every image that was complete before the kill is still complete;
-- ``eyescan report OUT`` works on the interrupted run;
+- ``eyescan report OUT`` works on the interrupted run (and on a task's folder);
 - the next run takes over the lock the killed one left (and says so).
 
 The last run must skip exactly the images complete at the last kill, finish
@@ -135,7 +135,8 @@ def _kill_and_resume(tmp_path, weights, tasks, capsys, pair=None) -> dict:
         process.join(30)
         assert process.exitcode == -signal.SIGKILL
         figures["kills"] += 1
-        stderr = Path(f"{log_file}.err").read_text()
+        err_file = Path(f"{log_file}.err")  # absent: killed before it was set up
+        stderr = err_file.read_text() if err_file.exists() else ""
         assert "Traceback" not in stderr, stderr
         if _lock_pid(out) == process.pid:  # it had got the lock: it took over a stale one
             assert ("took over" in stderr) == stale, stderr
@@ -150,9 +151,11 @@ def _kill_and_resume(tmp_path, weights, tasks, capsys, pair=None) -> dict:
             records, torn = _lines(path)
             figures["torn_lines"] += torn
             assert {r["id"] for r in records} <= complete, f"seed {seed}: {path} ahead of files"
-        report = invoke_cli("report", out, "--out", tmp_path / f"report{cycle}.html")
-        assert report.exit_code == 0, report.output
-        assert (tmp_path / f"report{cycle}.html").is_file()
+        for folder in [out] if len(tasks) == 1 else [out, out / tasks[cycle % len(tasks)]]:
+            html = tmp_path / f"report{cycle}-{folder.name}.html"
+            report = invoke_cli("report", folder, "--out", html)
+            assert report.exit_code == 0, report.output
+            assert html.is_file()
 
     last = killing.start([*args, "--resume", "--json"], tmp_path / "last.txt", pair)
     last.join(120)
