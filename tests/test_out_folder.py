@@ -148,7 +148,7 @@ def test_a_held_out_folder_is_refused_and_a_stale_lock_taken_over(
         refused = _predict(vessels_weights, folder, "--out", out)
         assert refused.exit_code == 1
         (line,) = refused.stderr.strip().splitlines()
-        assert f"{out} is in use by another eyescan predict (pid {holder.pid} on " in line
+        assert f"{out} is in use by another eyescan run (pid {holder.pid} on " in line
         assert not list(out.glob("*.json")) and not (out / "predictions.jsonl").exists()
     finally:
         holder.kill()
@@ -195,7 +195,7 @@ def test_multi_task_run_locks_each_task_folder(tmp_path):
     with outlock.acquire(out / "toymap"):  # a single-task run into out/toymap
         refused = invoke_cli("predict", "toymap,toyuse", folder, "--out", out)
         assert refused.exit_code == 1
-        assert f"{out / 'toymap'} is in use by another eyescan predict" in refused.stderr
+        assert f"{out / 'toymap'} is in use by another eyescan run" in refused.stderr
     assert not (out / ".eyescan.lock").exists()  # the lock it had taken is given back
     result = invoke_cli("predict", "toymap,toyuse", folder, "--out", out)
     assert result.exit_code == 0, result.output
@@ -207,6 +207,13 @@ def test_shards_sharing_a_folder_do_not_lock_each_other_out(vessels_weights, tmp
     with outlock.acquire(out, outlock.lock_name("shard-1-of-2")):  # shard 1 running
         result = _predict(vessels_weights, folder, "--out", out, "--shard", "2/2")
         assert result.exit_code == 0, result.output
+
+
+def test_merge_into_a_held_folder_is_refused(tmp_path):
+    (tmp_path / "part").mkdir()
+    with outlock.acquire(tmp_path / "merged"):
+        result = invoke_cli("merge", tmp_path / "part", "--out", tmp_path / "merged")
+    assert result.exit_code == 1 and "is in use by another eyescan" in result.stderr
 
 
 # -- outputs are not inputs ----------------------------------------------------------

@@ -18,6 +18,7 @@ from eyescan.cli.common import (
     out,
     print_json,
 )
+from eyescan.cli.outputs import hold_out
 
 
 def print_predictions(
@@ -65,6 +66,7 @@ def merge(
 ) -> None:
     """Join sharded predictions into one predictions.jsonl, in unsharded input order."""
     from eyescan.inference import predicting, sharding
+    from eyescan.inference.journal import output_error
 
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
@@ -72,8 +74,12 @@ def merge(
         raise typer.Exit(ExitCode.USAGE)
     target = out_dir or dirs[0]
     started = time.perf_counter()
-    merged = sharding.merge(dirs, target)
-    predicting.write_jsonl(target / "predictions.jsonl", merged.records)
+    with hold_out(target):  # no predict or merge writes there meanwhile
+        try:
+            merged = sharding.merge(dirs, target)
+            predicting.write_jsonl(target / "predictions.jsonl", merged.records)
+        except OSError as exc:
+            raise output_error(exc) from None
     if json_out:
         for record in merged.records:
             print_json(record)

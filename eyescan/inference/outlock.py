@@ -114,7 +114,7 @@ def describe(holder: dict[str, Any]) -> str:
 
 def _held_message(out_dir: Path, path: Path, holder: dict[str, Any] | None) -> str:
     return (
-        f"{out_dir} is in use by another eyescan predict ({describe(holder or {})}); "
+        f"{out_dir} is in use by another eyescan run ({describe(holder or {})}); "
         f"wait for it to finish or choose another --out (if that run is gone, delete {path})"
     )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.errors import DataError
-from eyescan.imaging.imageio import write_text
+from eyescan.imaging.imageio import atomic_path, write_text
 from eyescan.reports.records import read_jsonl
 
 SHARD_SCHEMA = "eyescan.shard/1"
@@ -182,8 +182,7 @@ def _copy_outputs(records: list[dict[str, Any]], source: Path, target: Path) -> 
                 continue  # outputs always lie inside their folder
             src = source / name
             if src.is_file():
-                dst = target / name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
+                with atomic_path(target / name) as tmp:  # never half a copy
+                    shutil.copy2(src, tmp)
                 copied += 1
     return copied
