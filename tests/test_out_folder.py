@@ -303,6 +303,8 @@ def test_full_disk_stops_with_one_line_and_keeps_every_result(
     assert "rerun with --resume" in line
     monkeypatch.undo()
     kept = _whole(out)
+    logged = (out / "predictions.jsonl").read_text().splitlines()
+    assert f" {len(logged)} finished result(s) kept in" in line
     assert 1 <= len(kept) < 8 and not _hidden(out)
     assert not (out / ".eyescan.lock").exists()
 
@@ -315,6 +317,31 @@ def test_full_disk_stops_with_one_line_and_keeps_every_result(
         capsys, "full disk (simulated)", images=8, finished_before_full=len(kept), lost=0,
         half_written_files=0,
     )  # fmt: skip
+
+
+def test_full_disk_in_a_multi_task_run(tmp_path, monkeypatch):
+    from eyescan.plugins import registry as plugins
+
+    from . import toy_pair
+
+    plugins.reset_registry([("pair", toy_pair.PairPlugin(toy_pair.write_weights(tmp_path / "w")))])
+    folder, out = _photos(tmp_path / "in", 6), tmp_path / "out"
+    args = ("predict", "toymap,toyuse", folder, "--out", out)
+    disk = FillingDisk(room=15)  # the three logs, then full after a few photos
+    monkeypatch.setattr(imageio, "atomic_path", disk.atomic)
+    monkeypatch.setattr(journal, "_append", disk.write)
+    result = invoke_cli(*args)
+    monkeypatch.undo()
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = _errors(result.stderr)
+    assert "No space left on device" in line and "finished result(s) kept in" in line
+    kept = {r["id"] for r in read_jsonl(out / "predictions.jsonl")[0]}
+    for task in ("toymap", "toyuse"):
+        assert kept <= _whole(out / task) and not _hidden(out / task)
+    assert 1 <= len(kept) < 6 and not list(out.rglob(".eyescan*.lock"))
+    resumed = invoke_cli(*args, "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(read_jsonl(out / "predictions.jsonl")[0]) == 6
 
 
 @contextmanager

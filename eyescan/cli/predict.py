@@ -421,8 +421,8 @@ def _predict_one(
             skip_ungradable=skip_ungradable,
             options=options,
         ):
+            log.add(record)  # first: a full disk here is not counted as kept
             records.append(record)
-            log.add(record)
             companion_notes(record, warned)  # a companion the task loaded during the run
             if json_out:
                 print_json(record)

@@ -108,10 +108,10 @@ def predict_many(
         for record in screening.run(
             reg, runs, items, workers, resume, debug, reader, skip_ungradable, options
         ):
-            records.append(record)
             for name, part in record["tasks"].items():
                 logs[name].add(_unprefixed(part, name))
-            log.add(record)
+            log.add(record)  # first: a full disk here is not counted as kept
+            records.append(record)
             for part in record["tasks"].values():
                 companion_notes(part, warned)
             if json_out:
