@@ -150,17 +150,29 @@ def evaluate(
         _update_card(loaded.weights, summary, data, split.value)
     if plots is not None:
         _write_plots(plots, {**base, "data": str(data), "split": split.value}, result)
-    images = [{**base, "kind": "image", **image} for image in result["images"]]
     summary_record = {**base, "kind": "summary", **summary, **loaded.provenance()}
+    _emit(base, result["images"], summary_record, out_file, json_out, metric_table(summary))
+
+
+def _emit(
+    base: dict[str, Any],
+    images: list[dict[str, Any]],
+    summary_record: dict[str, Any],
+    out_file: Path | None,
+    json_out: bool,
+    table: Any,
+) -> None:
+    """The records to ``--out`` (JSON Lines + CSV) and to stdout (``--json``), else ``table``."""
+    images = [{**base, "kind": "image", **image} for image in images]
     if out_file is not None:
-        table = write_evaluation(out_file, summary_record, images)
-        err.print(f"wrote {out_file} and {table}", highlight=False, soft_wrap=True)
+        csv_file = write_evaluation(out_file, summary_record, images)
+        err.print(f"wrote {out_file} and {csv_file}", highlight=False, soft_wrap=True)
     if json_out:
         for image in images:
             print_json(image)
         print_json(summary_record)
         return
-    out.print(metric_table(summary))
+    out.print(table)
 
 
 def _cross_validate(
@@ -207,17 +219,8 @@ def _cross_validate(
     if summary.get("warning"):
         err.print(f"[yellow]warning:[/] {summary['warning']}", highlight=False, soft_wrap=True)
     base = {"schema": EVALUATION_SCHEMA, "task": task, "model": model, "data": str(data)}
-    images = [{**base, "kind": "image", **image} for image in result["images"]]
     summary_record = {**base, "kind": "summary", **summary}
-    if out_file is not None:
-        table = write_evaluation(out_file, summary_record, images)
-        err.print(f"wrote {out_file} and {table}", highlight=False, soft_wrap=True)
-    if json_out:
-        for image in images:
-            print_json(image)
-        print_json(summary_record)
-        return
-    out.print(fold_table(summary))
+    _emit(base, result["images"], summary_record, out_file, json_out, fold_table(summary))
 
 
 def fold_table(summary: dict[str, Any]) -> Table:

@@ -166,10 +166,15 @@ def rescale_check(rows: list[dict], count: int, exclude: str | None) -> list[str
             values = [severity(records.get(str(Path(tmp) / f"{i:02d}_{f}.png"))) for f in factors]
             cells = ["—" if v is None else f"{v:.3f}" for v in values]
             known = [v for v in values if v is not None]
-            spread = max(known) - min(known) if known else float("nan")
-            spreads.append(spread)
-            lines.append(f"| {path.name} | " + " | ".join(cells) + f" | {spread:.3f} |")
-    lines.append(f"\nmedian spread over rescalings: {statistics.median(spreads):.3f}")
+            spread = f"{max(known) - min(known):.3f}" if known else "—"
+            if known:
+                spreads.append(max(known) - min(known))
+            lines.append(f"| {path.name} | " + " | ".join(cells) + f" | {spread} |")
+    if spreads:
+        lines.append(
+            f"\nmedian spread over rescalings: {statistics.median(spreads):.3f} "
+            f"({len(spreads)} frames with a score)"
+        )
     return lines
 
 
