@@ -171,14 +171,14 @@ def test_bad_images_names_and_values_never_crash(tmp_path, monkeypatch):
     records[1]["tasks"][evil] = {"ok": True, "outputs": {evil: 1.0}, "files": []}
     page = report_html.screening_html(records, tmp_path)
     assert "<script>alert" not in page and "&lt;script&gt;" in page
-    assert "unreadable image (UnidentifiedImageError)" in page
-    # a decompression bomb: PIL refuses it, the cell says so
+    assert "cannot decode image (UnidentifiedImageError" in page
+    # over the core's pixel limit: refused from the header, the cell says so
     bomb = _png(tmp_path / "bomb.png", 10, 64)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64 × 64 > 2 × 100
+    monkeypatch.setenv("EYESCAN_MAX_PIXELS", "3000")  # 64 × 64 > 3000 (PIL: > 6000)
     got = report_html.embed_image(bomb)
-    assert got.thumb is None and "decompression-bomb" in got.problem
+    assert got.thumb is None and "image too large (64x64 pixels" in got.problem
     page = report_html.screening_html(records, tmp_path)
-    assert "too many pixels to embed (decompression-bomb guard) (p0.png)" in page
+    assert "image too large (64x64 pixels, limit 3,000;" in page and "(p0.png)" in page
     assert report_html.thumbnail_uri(bomb) is None
 
 

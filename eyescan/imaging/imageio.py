@@ -20,11 +20,29 @@ from pathlib import Path
 
 import numpy as np
 
-from eyescan.errors import ImageReadError
+from eyescan.errors import EyescanError, ImageReadError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".bmp", ".ppm"}
-#: Refuse images with more pixels than this (decompression bombs): 20 000².
+#: Default pixel limit: images with more pixels are refused from their header, before
+#: decoding (decompression bombs, and photos the tasks could not process in memory).
+#: Derived in docs/reliability.md ("Memory"): what a 24 GB, 2-core machine processes.
 MAX_PIXELS = 400_000_000
+#: Environment variable that sets another pixel limit (a positive integer).
+MAX_PIXELS_ENV = "EYESCAN_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``EYESCAN_MAX_PIXELS`` when set, else :data:`MAX_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not text:
+        return MAX_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise EyescanError(f"{MAX_PIXELS_ENV}={text!r}: give a positive number of pixels")
+    return value
 
 
 def _check_file(path: Path) -> None:
@@ -52,7 +70,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def _configure_pil() -> None:
+def _configure_pil(limit: int) -> None:
     """Use our pixel limit and silence PIL's warnings about bad files.
 
     Both are redundant here: the pixel limit is checked on the header, and a
@@ -60,7 +78,7 @@ def _configure_pil() -> None:
     """
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
     ours = r"PIL\."
     if not any(
         f[0] == "ignore" and getattr(f[3], "pattern", None) == ours for f in warnings.filters
@@ -69,30 +87,45 @@ def _configure_pil() -> None:
         warnings.filterwarnings("ignore", category=UserWarning, module=ours)
 
 
-def _open(path: Path):
+def open_image(path: str | Path):
+    """Open an image lazily (a PIL image; no pixel decoded yet) after the checks that
+    need no pixels: a readable, non-empty regular file (never a FIFO: opening one blocks)
+    whose header declares at most :func:`max_pixels` pixels. Raises :class:`ImageReadError`.
+    """
     from PIL import Image
 
-    _configure_pil()
+    path = Path(path)
+    limit = max_pixels()
+    _configure_pil(limit)
     _check_file(path)
     try:
         image = Image.open(path)
-        width, height = image.size
-        if width * height > MAX_PIXELS:  # checked on the header, before decoding pixels
-            image.close()
-            raise ImageReadError(
-                f"{path}: image too large ({width}x{height} pixels, limit {MAX_PIXELS:,}; "
-                "possible decompression bomb)"
-            )
-        image.load()
-    except ImageReadError:
-        raise
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError:  # PIL's own check: over twice the limit
         raise ImageReadError(
-            f"{path}: image too large (over {2 * MAX_PIXELS:,} pixels; possible decompression bomb)"
+            f"{path}: image too large (over {2 * limit:,} pixels; possible decompression bomb)"
         ) from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
     except Exception as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
+    width, height = image.size
+    if width * height > limit:  # checked on the header, before decoding pixels
+        image.close()
+        raise ImageReadError(
+            f"{path}: image too large ({width}x{height} pixels, limit {limit:,}; "
+            f"possible decompression bomb; {MAX_PIXELS_ENV} sets the limit)"
+        )
+    return image
+
+
+def _open(path: Path):
+    image = open_image(path)
+    try:
+        image.load()
+    except Exception as exc:
+        image.close()
+        if isinstance(exc, PermissionError):
+            raise ImageReadError(f"{path}: permission denied") from None
         raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
     return image
 
@@ -123,7 +156,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     from PIL import Image
 
     path = Path(path)
-    _configure_pil()
+    _configure_pil(max_pixels())
     _check_file(path)
     try:
         with Image.open(path) as image:

@@ -15,14 +15,13 @@ import html
 import io
 import math
 import statistics
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eyescan.errors import DataError
-from eyescan.imaging.imageio import write_text
+from eyescan.imaging.imageio import atomic_path
 from eyescan.reports.records import SCREENING_SCHEMA, read_jsonl
 
 #: A file in a record's ``files`` is shown as an overlay when its key or name holds one of these.
@@ -306,29 +305,25 @@ def embed_image(
 ) -> Embedded:
     """A downscaled JPEG thumbnail (and, with ``large_size``, a larger copy) of an image file.
 
-    Never raises: a missing, unreadable or decompression-bomb-sized file gives
-    an :class:`Embedded` without images and the problem in words.
+    Never raises: a missing, unreadable, over-the-limit or not-a-file path (a FIFO
+    is never opened: :func:`eyescan.imaging.imageio.open_image`) gives an
+    :class:`Embedded` without images and the problem in words.
     """
-    from PIL import Image
+    from eyescan.errors import ImageReadError
+    from eyescan.imaging.imageio import open_image
 
     path = Path(path)
     biggest = max(thumb_size, large_size or 0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                opened.draft("RGB", (biggest, biggest))  # fast JPEG decoding at reduced size
-                image = opened.convert("RGB")
+        with open_image(path) as opened:  # the core's file checks and pixel limit
+            opened.draft("RGB", (biggest, biggest))  # fast JPEG decoding at reduced size
+            image = opened.convert("RGB")
         image.thumbnail((biggest, biggest))
         large = _jpeg_uri(image, 80) if large_size else None
         image.thumbnail((thumb_size, thumb_size))
         return Embedded(_jpeg_uri(image, 80), large)
-    except FileNotFoundError:
-        return Embedded(None, problem="file not found")
-    except IsADirectoryError:
-        return Embedded(None, problem="a folder, not an image")
-    except Image.DecompressionBombError:
-        return Embedded(None, problem="too many pixels to embed (decompression-bomb guard)")
+    except ImageReadError as exc:  # the message starts with the path, shown beside it
+        return Embedded(None, problem=str(exc).removeprefix(f"{path}: "))
     except Exception as exc:  # noqa: BLE001 - a report shows any unreadable image, never crashes
         return Embedded(None, problem=f"unreadable image ({type(exc).__name__})")
 
@@ -520,6 +515,13 @@ def _page(title: str, meta: str, body: str) -> str:
     )
 
 
+def _write_page(path: Path, page: str) -> None:
+    """Write a page atomically as UTF-8. A file name that is not UTF-8 reaches the records
+    as lone surrogates (``\\udcff``), which UTF-8 cannot encode: they are written escaped."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(page.encode("utf-8", "backslashreplace"))
+
+
 def _input_path(record: dict[str, Any], results_dir: Path) -> Path:
     path = Path(str(record.get("input", "")))
     if path.is_absolute() or path.exists():
@@ -618,7 +620,7 @@ def write_prediction_report(
     records: list[dict[str, Any]], results_dir: Path, out: Path, thumb_size: int = THUMB_SIZE
 ) -> Path:
     """Write :func:`prediction_html` to ``out`` atomically; returns ``out``."""
-    write_text(Path(out), prediction_html(records, results_dir, thumb_size))
+    _write_page(Path(out), prediction_html(records, results_dir, thumb_size))
     return Path(out)
 
 
@@ -804,7 +806,7 @@ def screening_html(
 
 def write_screening_report(records: list[dict[str, Any]], results_dir: Path, path: Path) -> Path:
     """Write :func:`screening_html` to ``path`` atomically; returns ``path``."""
-    write_text(Path(path), screening_html(records, results_dir))
+    _write_page(Path(path), screening_html(records, results_dir))
     return Path(path)
 
 
@@ -861,5 +863,5 @@ def write_evaluation_report(
     out: Path, header: dict[str, Any], result: dict[str, Any], figures: dict[str, Path]
 ) -> Path:
     """Write :func:`evaluation_html` to ``out`` atomically; returns ``out``."""
-    write_text(Path(out), evaluation_html(header, result, figures))
+    _write_page(Path(out), evaluation_html(header, result, figures))
     return Path(out)
