@@ -15,6 +15,12 @@ class ImageReadError(EyescanError):
     code = "unreadable_image"
 
 
+class UnsuitableImageError(EyescanError):
+    """A decodable image that a task cannot analyse: too small or too thin for it."""
+
+    code = "unsuitable_image"
+
+
 class WeightsError(EyescanError):
     """A weights file is missing, tampered with, or does not fit the model."""
 

@@ -14,7 +14,8 @@ import os
 import stat
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,28 @@ vessels_weights = tiny_vessels.vessels_weights  # the session fixture
 
 OK = "ok"
 UNREADABLE = "unreadable_image"
+UNSUITABLE = "unsuitable_image"
+
+
+@dataclass(frozen=True)
+class Sized:
+    """The outcome of a decodable ``width``×``height`` image: a result for a task whose
+    ``min_side``/``max_aspect`` it fits, else ``unsuitable_image``."""
+
+    width: int
+    height: int
+
+    def outcome(self, min_side: int, max_aspect: float | None) -> str:
+        short, long = sorted((self.width, self.height))
+        fits = short >= min_side and (not max_aspect or long <= max_aspect * short)
+        return OK if fits else UNSUITABLE
+
+
+def expected_outcome(outcome: str | Sized, task: object) -> str:
+    """``outcome`` for ``task`` (its ``min_side`` and ``max_aspect``)."""
+    if isinstance(outcome, Sized):
+        return outcome.outcome(task.min_side, task.max_aspect)
+    return outcome
 
 
 def _fundus(size: int = 48, seed: int = 1) -> np.ndarray:
@@ -100,6 +123,58 @@ def _symlink(target: str) -> Callable[[Path], None]:
     return lambda path: os.symlink(target, path)
 
 
+def _png16_rgb(path: Path) -> None:
+    """A 48-bit (16 bits per channel) RGB PNG, written chunk by chunk (PIL cannot)."""
+    rows = (_fundus().astype(">u2") * 257).reshape(48, -1)
+    raw = b"".join(b"\0" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", 48, 48, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _animated(path: Path) -> None:
+    frames = [Image.fromarray(_fundus(seed=s)).convert("P") for s in (1, 2, 3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def _bad_exif(path: Path) -> None:
+    """A JPEG whose EXIF block is garbage (orientation unreadable: the image is kept)."""
+    jpeg = _encoded(GOOD, "JPEG")
+    app1 = b"Exif\0\0" + b"MM\0\x2a\xff\xff\xff\xff" + b"\x13" * 40
+    path.write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:])
+
+
+def _corrupt_middle(data: bytes) -> bytes:
+    """``data`` with a run of bytes in its middle overwritten."""
+    middle = len(data) // 2
+    return data[:middle] + b"\x00\xff" * 64 + data[middle + 128 :]
+
+
+def _stripe(path: Path) -> None:
+    """A black frame with one bright 4-pixel-wide vertical stripe (a thin "field of view")."""
+    image = np.zeros((256, 256, 3), np.uint8)
+    image[:, 126:130] = (200, 90, 40)
+    Image.fromarray(image).save(path)
+
+
+def _in_folder(name: str, array: np.ndarray) -> Callable[[Path], None]:
+    """A folder called like an image (``x.png``) holding an image ``name``."""
+
+    def write(path: Path) -> None:
+        path.mkdir()
+        Image.fromarray(array).save(path / name)
+
+    return write
+
+
+def _sized(width: int, height: int) -> Callable[[Path], None]:
+    return _save(np.resize(_fundus(64), (height, width, 3)).astype(np.uint8))
+
+
 GOOD = _fundus()
 CORPUS: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "good_a.png": (_save(GOOD), OK, "good PNG"),
@@ -130,13 +205,49 @@ CORPUS: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "grey.png": (_convert("L"), OK, "greyscale PNG"),
     "rgba.png": (_convert("RGBA"), OK, "RGBA PNG"),
     "exif_rotated.jpg": (_exif_rotated, OK, "EXIF orientation 6"),
-    "tiny.png": (_save(GOOD[:8, :8]), OK, "8x8 image"),
-    "wide.jpg": (_save(_fundus(1100, seed=2)[:160]), OK, "1100 px wide (tiled inference)"),
+    "tiny.png": (_save(GOOD[:8, :8]), Sized(8, 8), "8x8 image"),
+    "wide.jpg": (
+        _save(_fundus(1100, seed=2)[:160]),
+        Sized(1100, 160),
+        "1100 px wide (tiled inference)",
+    ),
     "locked.png": (_locked, "locked", "no read permission"),
     "selfloop.png": (_symlink("selfloop.png"), UNREADABLE, "symlink to itself"),
     "dangling.png": (_symlink("nowhere.png"), UNREADABLE, "dangling symlink"),
     "fifo.png": (lambda path: os.mkfifo(path), UNREADABLE, "named pipe (would block)"),
     "markup[bold].jpg": (_bytes(b"GIF89a"), UNREADABLE, "rich markup in the name"),
+    # odd inputs added in reliability round two (issue 25)
+    "rgb16.png": (_png16_rgb, OK, "48-bit RGB PNG"),
+    "grey16.png": (_save(GOOD[..., 1].astype(np.uint16) * 257), OK, "16-bit greyscale PNG"),
+    "bilevel.png": (_convert("1"), OK, "1-bit PNG"),
+    "grey_alpha.png": (_convert("LA"), OK, "greyscale + alpha PNG"),
+    "animated.gif": (_animated, OK, "animated GIF (first frame)"),
+    "progressive.jpg": (_save(GOOD, progressive=True), OK, "progressive JPEG"),
+    "bad_exif.jpg": (_bad_exif, OK, "JPEG with a garbage EXIF block"),
+    "UPPER.JPG": (_save(GOOD), OK, "upper-case extension"),
+    "png_inside.jpg": (_save(GOOD, format="PNG"), OK, "PNG named .jpg"),
+    "webp_inside.png": (_save(GOOD, format="WEBP"), OK, "WebP named .png"),
+    "text.png": (_bytes(b"hello, not a PNG\n"), UNREADABLE, "text named .png"),
+    "svg.png": (_bytes(b'<svg xmlns="http://www.w3.org/2000/svg"/>'), UNREADABLE, "SVG named .png"),
+    "gzip.tif": (_bytes(zlib.compress(b"x" * 100)), UNREADABLE, "compressed bytes named .tif"),
+    "corrupt.png": (
+        _bytes(_corrupt_middle(_encoded(_fundus(64, seed=5), "PNG"))),
+        UNREADABLE,
+        "PNG with corrupted pixel data",
+    ),
+    "dir.png": (_in_folder("inner.png", GOOD), OK, "folder named .png (walked)"),
+    "one.png": (_sized(1, 1), Sized(1, 1), "1x1 image"),
+    "thin.png": (_sized(3, 4000), Sized(3, 4000), "3x4000 image"),
+    "flat.png": (_sized(4000, 3), Sized(4000, 3), "4000x3 image"),
+    "strip.png": (_sized(40, 300), Sized(40, 300), "40x300 image"),
+    "black.png": (_save(np.zeros((64, 64, 3), np.uint8)), OK, "all black"),
+    "white.png": (_save(np.full((64, 64, 3), 255, np.uint8)), OK, "all white"),
+    "noise.png": (
+        _save(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)),
+        OK,
+        "random noise",
+    ),
+    "stripe.png": (_stripe, OK, "black with a 4-pixel bright stripe"),
 }
 #: Non-UTF-8 names (bytes): a good image and a bad one.
 BYTES_NAMES: dict[bytes, tuple[Callable[[Path], None], str, str]] = {
@@ -145,13 +256,21 @@ BYTES_NAMES: dict[bytes, tuple[Callable[[Path], None], str, str]] = {
 }
 
 
-def build_corpus(folder: Path) -> dict[str, str]:
-    """Write the corpus into ``folder``; return ``{input path: expected outcome}``."""
+def build_corpus(folder: Path, names: Iterable[str] | None = None) -> dict[str, str | Sized]:
+    """Write the corpus (or its entries ``names``, plus the odd names, the loop and the
+    locked file) into ``folder``; return ``{input path: expected outcome}``."""
     folder.mkdir(parents=True, exist_ok=True)
-    expected: dict[str, str] = {}
+    expected: dict[str, str | Sized] = {}
+    chosen = set(CORPUS if names is None else names) | {"locked.png"}
     for name, (write, outcome, _) in CORPUS.items():
+        if name not in chosen:
+            continue
         write(folder / name)
-        expected[str(folder / name)] = outcome
+        if (folder / name).is_dir():  # a folder named like an image: its images are inputs
+            for inner in sorted((folder / name).iterdir()):
+                expected[str(inner)] = outcome
+        else:
+            expected[str(folder / name)] = outcome
     for raw, (write, outcome, _) in BYTES_NAMES.items():
         path = Path(os.fsdecode(os.fsencode(folder) + b"/" + raw))
         write(path)
@@ -163,8 +282,11 @@ def build_corpus(folder: Path) -> dict[str, str]:
 
 
 def test_corpus_through_predict(vessels_weights, tmp_path, capsys):
+    from eyescan.plugins.registry import get_registry
+
     folder = tmp_path / "mixed"
-    expected = build_corpus(folder)
+    vessels = get_registry().task("vessels")
+    expected = {p: expected_outcome(o, vessels) for p, o in build_corpus(folder).items()}
     out = tmp_path / "out"
     process = eyescan_process(
         "predict", "vessels", folder, "--weights", vessels_weights, "--out", out, "--json"

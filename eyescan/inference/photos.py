@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eyescan.data.duplicates import file_sha256
-from eyescan.errors import DataError
+from eyescan.errors import DataError, UnsuitableImageError
 from eyescan.imaging.imageio import IMAGE_EXTENSIONS, read_image, read_mask
 
 #: Suffixes a FOV mask's name may add to its photo's stem (DRIVE: ``21_training_mask.gif``).
@@ -78,6 +78,26 @@ class FovMasks:
         if not mask.any():
             raise DataError(f"{photo}: FOV mask {path} is empty")
         return mask
+
+
+def check_fits(task: Any, image: Any, source: str, role: str = "") -> None:
+    """Refuse a photo outside the task's declared size (``Task.min_side``, ``max_aspect``)
+    with one line naming the file, the task, the photo's size and the limit; ``role``
+    says why the task runs when another asked for it (a provider)."""
+    height, width = image.shape[:2]
+    name = f"task {task.name}{f' ({role})' if role else ''}"
+    least = max(1, int(getattr(task, "min_side", 1) or 1))
+    if min(height, width) < least:
+        raise UnsuitableImageError(
+            f"{source}: image too small/thin for {name} ({width}x{height} pixels; "
+            f"minimum {least} px on each side)"
+        )
+    ratio = getattr(task, "max_aspect", None)
+    if ratio and max(height, width) > ratio * min(height, width):
+        raise UnsuitableImageError(
+            f"{source}: image too thin for {name} ({width}x{height} pixels; "
+            f"the longer side may be at most {ratio:g} times the shorter)"
+        )
 
 
 @dataclass

@@ -23,7 +23,7 @@ from eyescan.data.duplicates import file_sha256
 from eyescan.errors import EyescanError, PluginError
 from eyescan.imaging.imageio import write_text
 from eyescan.inference.journal import is_fatal, output_error
-from eyescan.inference.photos import Photo, PhotoReader
+from eyescan.inference.photos import Photo, PhotoReader, check_fits
 from eyescan.inference.providers import Provider
 from eyescan.plugins.task import Prediction, Task
 from eyescan.reports.records import PREDICTION_SCHEMA, dumps
@@ -308,6 +308,7 @@ def run(
         timings = {"read": (t1 - t0) * 1e3}
         if skip_ungradable and photo.ungradable:
             return ABSTAIN, timings, photo
+        check_fits(task, photo.image, str(item.path))
         provided = dict(photo.provided)
         for provider in providers:
             provided[provider.need] = provider.run(hook, photo.image, str(item.path), provided)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eyescan.errors import EyescanError, PluginError
+from eyescan.inference.photos import check_fits
 from eyescan.plugins.task import CORE_NEEDS, Task
 
 
@@ -39,6 +40,7 @@ class Provider:
 
     def run(self, hook: Any, image: Any, source: str, provided: dict[str, Any]) -> Any:
         """Run the provider on one photo and return what it provides."""
+        check_fits(self.task, image, source, f"provider of {self.need}")
         item = hook.preprocess(task=self.task, image=image, source=source, provided=provided)
         predictions = hook.predict(task=self.task, model=self.model, batch=[item])
         if not predictions or len(predictions) != 1:

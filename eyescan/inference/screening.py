@@ -23,7 +23,7 @@ from typing import Any
 
 from eyescan.imaging.imageio import write_text
 from eyescan.inference.journal import is_fatal, output_error
-from eyescan.inference.photos import Photo, PhotoReader
+from eyescan.inference.photos import Photo, PhotoReader, check_fits
 from eyescan.inference.predicting import (
     Item,
     _check_count,
@@ -210,6 +210,7 @@ def _run_task(
     timings: dict[str, float],
 ) -> dict[str, Any]:
     source = str(item.path)
+    check_fits(step.task, photo.image, source)
     t0 = time.perf_counter()
     provided = dict(photo.provided)
     for provider in _providers(step, runs):

@@ -93,6 +93,12 @@ class Task:
     summary_outputs: ClassVar[dict[str, str]] = {}
     #: A fundus-photograph task: the core's quality gate runs before it.
     fundus: ClassVar[bool] = False
+    #: The photos the task can analyse: both sides at least ``min_side`` pixels and the
+    #: longer side at most ``max_aspect`` times the shorter (None: any). The core checks
+    #: them before the task (or a task it provides for) sees a photo, and fails a photo
+    #: outside them with ``unsuitable_image`` ("too small/thin for this task").
+    min_side: ClassVar[int] = 1
+    max_aspect: ClassVar[float | None] = None
     #: This run's options (core flags such as ``explain`` and the task's own); read-only.
     options: Any = MappingProxyType({})
 

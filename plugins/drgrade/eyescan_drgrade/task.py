@@ -39,6 +39,8 @@ class DrGradeTask(Task):
         Need("fov", help="field-of-view mask used instead of the estimated one"),
     )
     fundus = True
+    min_side = 32  # smaller or thinner photos: refused by the core
+    max_aspect = 4
     summary_outputs: ClassVar[dict[str, str]] = {
         "grade": "DR",
         "referable": "refer",

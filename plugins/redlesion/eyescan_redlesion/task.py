@@ -40,6 +40,8 @@ class RedLesionTask(Task):
         Need("fov", help="field-of-view mask used instead of the estimated one"),
     )
     fundus = True
+    min_side = 32  # smaller or thinner photos: refused by the core
+    max_aspect = 4
     summary_outputs: ClassVar[dict[str, str]] = {"ma_count": "MA", "he_count": "HE"}
 
     def preprocess(self, image: np.ndarray, source: str, provided: Any = None) -> dict[str, Any]:

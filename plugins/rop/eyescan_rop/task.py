@@ -36,6 +36,8 @@ class RopTask(Task):
     needs: ClassVar[tuple[Need, ...]] = (
         Need("vessel_probability", help="vessel map for the plus-disease vascular severity"),
     )
+    min_side = 32  # smaller or thinner photos: refused by the core
+    max_aspect = 4
 
     def prepare(self, model: Any) -> None:
         """Load the stage-2 companion the stage-1 card names (hash-checked), before any record."""

@@ -51,6 +51,8 @@ class StrabismusTask(Task):
     description = "Strabismus from face photographs: eye-region detection, then RF-CNN (Lite)"
     default_model = "rfcnn-lite"
     weights_dir = WEIGHTS_DIR
+    min_side = 32  # smaller or thinner photos: refused by the core
+    max_aspect = 8
 
     def __init__(self) -> None:
         #: Loaded detectors by classifier (``id`` -> (classifier, detector)), loaded once each.

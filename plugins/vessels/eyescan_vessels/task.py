@@ -53,6 +53,8 @@ class VesselsTask(Task):
     #: ``arrays["probability"]``: the vessel probability (float32) at the photo's size.
     provides: ClassVar[dict[str, str]] = {"vessel_probability": "probability"}
     fundus = True
+    min_side = 8  # smaller or thinner photos: refused by the core
+    max_aspect = 8
     summary_outputs: ClassVar[dict[str, str]] = {"vessel_fraction": "vessels"}
 
     #: FOV diameter of the model of this run (set by :meth:`prepare`; see ``scale.py``).
