@@ -50,14 +50,16 @@ def load(
 ) -> LoadedModel:
     """Load ``model`` with ``weights`` (default: the task's shipped weights).
 
-    The model card beside the weights names the model and its options; its
-    SHA-256 is checked before anything is read from the file.
+    The model card beside the weights names the task, the model and its options
+    (it must name ``task``, and ``model`` when given or when the shipped weights
+    are loaded); its SHA-256 is checked before anything is read from the file.
     """
     from eyescan.models import weights as weights_io
 
     task_obj = registry.task(task)
     name = model or task_obj.default_model
-    if weights is None:
+    if weights is None:  # the shipped weights of ``name``: their card must name it
+        model = name
         weights = task_obj.default_weights(name)
         if weights is None:
             raise WeightsError(
