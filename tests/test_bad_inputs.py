@@ -27,7 +27,7 @@ from eyescan.imaging import imageio
 from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
 
-from . import tiny_vessels
+from . import figures, tiny_vessels
 from .tiny_vessels import eyescan_process, fundus_png
 
 vessels_weights = tiny_vessels.vessels_weights  # the session fixture
@@ -320,11 +320,15 @@ def test_corpus_through_predict(vessels_weights, tmp_path, capsys):
                 lost.append(f"{path}: error record not saved beside the results")
     assert set(records) == set(expected), "every input once, the loop folder not walked twice"
     bad = sum(outcome != OK for outcome in expected.values())
-    with capsys.disabled():
-        print(
-            f"\n[bad inputs] bad inputs tried: {bad}, good inputs: {len(expected) - bad}, "
-            f"crashes: {len(crashes)}, results lost: {len(lost)}, misclassified: {len(wrong)}"
-        )
+    figures.record(
+        capsys,
+        "bad inputs: vessels (tiny weights)",
+        inputs=len(expected),
+        bad_inputs=bad,
+        crashes=len(crashes),
+        results_lost=len(lost),
+        misclassified=len(wrong),
+    )
     assert crashes == [] and lost == [] and wrong == []
     assert len(stderr.strip().splitlines()) <= bad + 2  # one line per failure (+ summary)
     # EXIF orientation applied: stored 48 high × 40 wide, upright 40 × 48.

@@ -6,15 +6,12 @@ each bad one has an error code and a one-line message that starts with the file'
 path and holds no internal exception text when the photo is merely too small or too
 thin for the task; no traceback; exit code 1; the HTML report has a row per input.
 
-The figures of each run are printed, and written as JSON to the folder named by
-``EYESCAN_RELIABILITY_OUT`` when it is set (``scripts/reliability_table.py`` runs
-these tests that way and turns the figures into the table of docs/reliability.md).
+The figures of each run go through tests/figures.py (printed, and into the table of
+docs/reliability.md by ``python scripts/reliability_table.py --write``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +23,7 @@ from eyescan.plugins.registry import get_registry
 from eyescan.reports.records import validate_prediction
 from eyescan.testing import invoke_cli, json_lines
 
+from .figures import record
 from .test_bad_inputs import CORPUS, OK, UNSUITABLE, build_corpus, expected_outcome
 
 TASKS = ["drgrade", "redlesion", "rop", "strabismus", "vessels"]
@@ -41,8 +39,6 @@ SUBSET = sorted(
 )
 #: Internal exception text a user must never see for a photo that is merely unsuitable.
 INTERNAL = re.compile(r"Traceback|\w+Error\b|plugin \w+ failed|Exception")
-#: Where the figures go (set by scripts/reliability_table.py).
-FIGURES_ENV = "EYESCAN_RELIABILITY_OUT"
 
 
 @dataclass
@@ -57,17 +53,15 @@ class Figures:
     wrong: list[str] = field(default_factory=list)
 
     def publish(self, capsys: Any) -> None:
-        with capsys.disabled():
-            print(
-                f"\n[corpus {self.run}] inputs: {self.inputs}, bad: {self.bad}, "
-                f"crashes: {len(self.crashes)}, results lost: {len(self.lost)}, "
-                f"misclassified: {len(self.wrong)}"
-            )
-        folder = os.environ.get(FIGURES_ENV)
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run)
-            (Path(folder) / f"{name}.json").write_text(json.dumps(asdict(self), indent=1))
+        record(
+            capsys,
+            f"bad inputs: {self.run}",
+            inputs=self.inputs,
+            bad_inputs=self.bad,
+            crashes=len(self.crashes),
+            results_lost=len(self.lost),
+            misclassified=len(self.wrong),
+        )
 
     def check(self) -> None:
         assert self.crashes == [] and self.lost == [] and self.wrong == [], asdict(self)
