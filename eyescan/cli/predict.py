@@ -298,9 +298,11 @@ def predict(
 
     A task's own flags are listed by 'eyescan predict TASK --help'.
     """
+    from eyescan.imaging.imageio import max_pixels
     from eyescan.inference import inputs as walking
     from eyescan.inference import predicting
 
+    max_pixels()  # a bad EYESCAN_MAX_PIXELS fails the command once, not every image
     reg = registry()
     names = split_tasks(task)
     registered = [reg.task(name) for name in names]

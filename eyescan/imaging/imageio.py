@@ -23,10 +23,21 @@ import numpy as np
 from eyescan.errors import EyescanError, ImageReadError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".bmp", ".ppm"}
+#: Peak memory per pixel of one photo through the hungriest run, rounded up: measured
+#: 39.7 B/px for all five tasks in one run, 29.9 for rop (with its vessel map), 28.1
+#: redlesion, 27.9 strabismus, 13.4 vessels, 7.9 drgrade (scripts/measure_memory.py,
+#: docs/reliability.md "Memory").
+PHOTO_BYTES_PER_PIXEL = 48
+#: Photos a run holds at once, counted at the worst task's peak (decoded ahead, being
+#: preprocessed, being written; default --workers 2 and --batch-size 1): measured 2.8.
+PHOTOS_IN_FLIGHT = 4
+#: Memory the photos of one run may take: 16 GiB of a 24 GB machine (the rest for the
+#: interpreter and models, about 1 GiB, the system and other programs).
+MEMORY_BUDGET = 16 * 2**30
 #: Default pixel limit: images with more pixels are refused from their header, before
-#: decoding (decompression bombs, and photos the tasks could not process in memory).
-#: Derived in docs/reliability.md ("Memory"): what a 24 GB, 2-core machine processes.
-MAX_PIXELS = 400_000_000
+#: any pixel is decoded (decompression bombs, and photos a 24 GB machine could not
+#: process). 16 GiB / (4 × 48 B/px) = 89.5 Mpx, rounded down to 80 Mpx (8 944² pixels).
+MAX_PIXELS = MEMORY_BUDGET // (PHOTOS_IN_FLIGHT * PHOTO_BYTES_PER_PIXEL) // 10**7 * 10**7
 #: Environment variable that sets another pixel limit (a positive integer).
 MAX_PIXELS_ENV = "EYESCAN_MAX_PIXELS"
 

@@ -1,0 +1,140 @@
+"""Peak memory of ``eyescan predict`` per megapixel of photo, per task: the figures
+behind the default pixel limit (``eyescan.imaging.imageio.MAX_PIXELS``).
+
+For each task, ``eyescan predict TASK PHOTO`` runs as a child process on a synthetic
+fundus photograph of each size given (``--sizes``, in megapixels); the child's peak
+resident memory is read with ``os.wait4`` (the kernel's ``ru_maxrss`` of that child
+alone). The slope between the smallest and the largest photo is the memory per pixel
+(what the model and the interpreter take whatever the photo is cancels out). With
+``--folder N``, the task measured hungriest also runs on a folder of N photos of the
+largest size (default ``--workers``): the pipeline's decoding and preprocessing
+threads hold several photos at once, and the pixel limit must leave room for them.
+
+    python scripts/measure_memory.py --sizes 1 16 --folder 4 --out runs/memory.json
+
+The shipped weights run (memory does not depend on them). Prints a table; writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASKS = ["vessels", "drgrade", "redlesion", "rop", "strabismus"]
+
+
+def photo(path: Path, megapixels: float) -> Path:
+    """A synthetic fundus photograph of about ``megapixels`` (JPEG, square)."""
+    from PIL import Image
+
+    from eyescan.data.synthetic import make_fundus
+
+    side = max(64, round((megapixels * 1e6) ** 0.5))
+    small = Image.fromarray(make_fundus(512, seed=3).image)
+    small.resize((side, side), Image.BICUBIC).save(path, quality=92)
+    return path
+
+
+def peak_rss(args: list[str], env: dict[str, str]) -> tuple[int, float, int]:
+    """``(peak RSS in bytes, seconds, exit code)`` of ``eyescan ARGS`` as a child process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "eyescan", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    stderr = child.stderr.read()  # drained before waiting: a full pipe would block the child
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode not in (0, 1):
+        sys.stderr.write(stderr.decode("utf-8", "replace")[-2000:])
+    return usage.ru_maxrss * 1024, time.perf_counter() - started, child.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--sizes", nargs="+", type=float, default=[1.0, 16.0])
+    parser.add_argument("--folder", type=int, default=0, help="photos in the folder run")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    args = parser.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EYESCAN_MAX_PIXELS": str(10**10)}
+    sizes = sorted(args.sizes)
+    results: dict[str, object] = {"sizes_mpx": sizes, "tasks": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        photos = {size: photo(root / f"photo_{size:g}mpx.jpg", size) for size in sizes}
+        pixels = {}
+        for size, path in photos.items():
+            from PIL import Image
+
+            with Image.open(path) as opened:
+                pixels[size] = opened.width * opened.height
+        for task in args.tasks:
+            peaks = {}
+            for size in sizes:
+                out = root / f"out-{task}-{size:g}"
+                rss, seconds, code = peak_rss(
+                    ["predict", task, str(photos[size]), "--out", str(out)], env
+                )
+                peaks[size] = {"peak_bytes": rss, "seconds": round(seconds, 1), "exit": code}
+                print(f"{task:>10} {size:>6g} Mpx: peak {rss / 2**30:6.2f} GiB, {seconds:5.1f} s")
+            low, high = sizes[0], sizes[-1]
+            slope = (peaks[high]["peak_bytes"] - peaks[low]["peak_bytes"]) / (
+                pixels[high] - pixels[low]
+            )
+            results["tasks"][task] = {
+                "runs": {f"{s:g}": peaks[s] for s in sizes},
+                "bytes_per_pixel": round(slope, 1),
+                "base_bytes": round(peaks[low]["peak_bytes"] - slope * pixels[low]),
+            }
+            print(f"{task:>10}: {slope:.1f} bytes per pixel")
+        if args.folder:
+            hungriest = max(results["tasks"], key=lambda t: results["tasks"][t]["bytes_per_pixel"])
+            folder = root / "folder"
+            folder.mkdir()
+            for i in range(args.folder):
+                os.link(photos[sizes[-1]], folder / f"photo{i}.jpg")
+            rss, seconds, code = peak_rss(
+                [
+                    "predict",
+                    hungriest,
+                    str(folder),
+                    "--out",
+                    str(root / "out-folder"),
+                    "--workers",
+                    str(args.workers),
+                ],
+                env,
+            )
+            one = results["tasks"][hungriest]
+            per_photo = one["bytes_per_pixel"] * pixels[sizes[-1]]
+            in_flight = (rss - one["base_bytes"]) / per_photo
+            results["folder"] = {
+                "task": hungriest,
+                "photos": args.folder,
+                "megapixels": sizes[-1],
+                "workers": args.workers,
+                "peak_bytes": rss,
+                "seconds": round(seconds, 1),
+                "photos_in_memory": round(in_flight, 2),
+            }
+            print(
+                f"{hungriest} folder of {args.folder} x {sizes[-1]:g} Mpx (workers "
+                f"{args.workers}): peak {rss / 2**30:.2f} GiB = {in_flight:.2f} photos' worth"
+            )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
