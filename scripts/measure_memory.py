@@ -11,8 +11,13 @@ largest size (default ``--workers``): the pipeline's decoding and preprocessing
 threads hold several photos at once, and the pixel limit must leave room for them.
 
     python scripts/measure_memory.py --sizes 1 16 --folder 4 --out runs/memory.json
+    python scripts/measure_memory.py --tasks vessels,drgrade,redlesion,rop,strabismus \
+        --out runs/memory-all.json
+    python scripts/measure_memory.py --table runs/memory.json runs/memory-all.json --write
 
-The shipped weights run (memory does not depend on them). Prints a table; writes JSON.
+The shipped weights run (memory does not depend on them). Prints what it measures and
+writes JSON; ``--table`` turns saved JSON files into the Markdown table that
+``--write`` puts between the ``memory-table`` markers of docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ import time
 from pathlib import Path
 
 TASKS = ["vessels", "drgrade", "redlesion", "rop", "strabismus"]
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+BEGIN = "<!-- memory-table: begin (python scripts/measure_memory.py --table ... --write) -->"
+END = "<!-- memory-table: end -->"
 
 
 def photo(path: Path, megapixels: float) -> Path:
@@ -58,6 +66,43 @@ def peak_rss(args: list[str], env: dict[str, str]) -> tuple[int, float, int]:
     return usage.ru_maxrss * 1024, time.perf_counter() - started, child.returncode
 
 
+def table(files: list[Path]) -> str:
+    """The Markdown table of saved measurements (one row per task or run, then the folder)."""
+    rows = [
+        "| run | peak, smallest photo | peak, largest photo | bytes per pixel |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    notes = []
+    for path in files:
+        found = json.loads(Path(path).read_text(encoding="utf-8"))
+        sizes = [f"{s:g}" for s in found["sizes_mpx"]]
+        for task, one in found["tasks"].items():
+            low, high = one["runs"][sizes[0]], one["runs"][sizes[-1]]
+            rows.append(
+                f"| `predict {task}` | {low['peak_bytes'] / 2**30:.2f} GiB ({sizes[0]} Mpx) | "
+                f"{high['peak_bytes'] / 2**30:.2f} GiB ({sizes[-1]} Mpx) | "
+                f"{one['bytes_per_pixel']:.1f} |"
+            )
+        folder = found.get("folder")
+        if folder:
+            notes.append(
+                f"`predict {folder['task']}` on a folder of {folder['photos']} photos of "
+                f"{folder['megapixels']:g} Mpx (`--workers {folder['workers']}`): peak "
+                f"{folder['peak_bytes'] / 2**30:.2f} GiB, {folder['photos_in_memory']:.2f} "
+                "photos' worth of memory at once."
+            )
+    return "\n".join(rows) + "\n" + "".join(f"\n{n}\n" for n in notes)
+
+
+def write_doc(text: str, doc: Path = DOC) -> None:
+    content = doc.read_text(encoding="utf-8")
+    if BEGIN not in content or END not in content:
+        raise SystemExit(f"{doc}: no {BEGIN!r} ... {END!r} markers")
+    before, rest = content.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    doc.write_text(f"{before}{BEGIN}\n{text}{END}{after}", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=TASKS)
@@ -65,7 +110,15 @@ def main() -> None:
     parser.add_argument("--folder", type=int, default=0, help="photos in the folder run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--table", nargs="+", type=Path, help="saved JSON files: print a table")
+    parser.add_argument("--write", action="store_true", help=f"put the table in {DOC.name}")
     args = parser.parse_args()
+    if args.table:
+        text = table(args.table)
+        print(text, end="")
+        if args.write:
+            write_doc(text)
+        return
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EYESCAN_MAX_PIXELS": str(10**10)}
     sizes = sorted(args.sizes)
     results: dict[str, object] = {"sizes_mpx": sizes, "tasks": {}}

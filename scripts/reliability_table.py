@@ -31,6 +31,7 @@ DOC = ROOT / "docs" / "reliability.md"
 TESTS = [
     "tests/test_bad_inputs.py",
     "tests/test_bad_inputs_tasks.py",
+    "tests/test_memory_limits.py",
     "tests/test_resume.py",
     "tests/test_kill9.py",
     "tests/test_out_folder.py",
