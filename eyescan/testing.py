@@ -47,3 +47,40 @@ def use_plugins(*extra: tuple[str, Any]) -> None:
 def registry_with(*extra: tuple[str, Any], entry_points: bool = False) -> plugins.Registry:
     """A fresh registry with only ``extra`` plugins (plus the installed ones if asked)."""
     return plugins.build_registry(extra, entry_points=entry_points)
+
+
+#: Runs ``eyescan`` in a child process and, at its exit, writes the child's own peak
+#: resident memory (``VmHWM``: the high-water mark of the memory map made at exec; the
+#: kernel's ``ru_maxrss`` also counts the parent's pages copied by fork before exec).
+_PEAK_MAIN = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def peak():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM"))
+    with open(out, "w") as handle:
+        handle.write(kib)
+atexit.register(peak)
+sys.argv[0] = "eyescan"
+runpy.run_module("eyescan", run_name="__main__", alter_sys=True)
+"""
+
+
+def eyescan_peak_memory(*args: Any, env: dict[str, str] | None = None) -> tuple[int, int, str]:
+    """Run ``eyescan ARGS`` as a child process (Linux): ``(its peak RSS in bytes, exit
+    code, stdout)``; stderr is discarded."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "peak"
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK_MAIN, str(report), *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env if env is not None else dict(os.environ),
+        )
+        peak = int(report.read_text()) * 1024 if report.exists() else 0
+    return peak, done.returncode, done.stdout.decode("utf-8", "replace")

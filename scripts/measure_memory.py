@@ -2,9 +2,9 @@
 behind the default pixel limit (``eyescan.imaging.imageio.MAX_PIXELS``).
 
 For each task, ``eyescan predict TASK PHOTO`` runs as a child process on a synthetic
-fundus photograph of each size given (``--sizes``, in megapixels); the child's peak
-resident memory is read with ``os.wait4`` (the kernel's ``ru_maxrss`` of that child
-alone). The slope between the smallest and the largest photo is the memory per pixel
+fundus photograph of each size given (``--sizes``, in megapixels); the child's own
+peak resident memory is its ``VmHWM`` at exit (``eyescan.testing.eyescan_peak_memory``).
+The slope between the smallest and the largest photo is the memory per pixel
 (what the model and the interpreter take whatever the photo is cancels out). With
 ``--folder N``, the task measured hungriest also runs on a folder of N photos of the
 largest size (default ``--workers``): the pipeline's decoding and preprocessing
@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,19 +49,11 @@ def photo(path: Path, megapixels: float) -> Path:
 
 def peak_rss(args: list[str], env: dict[str, str]) -> tuple[int, float, int]:
     """``(peak RSS in bytes, seconds, exit code)`` of ``eyescan ARGS`` as a child process."""
+    from eyescan.testing import eyescan_peak_memory
+
     started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "eyescan", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    stderr = child.stderr.read()  # drained before waiting: a full pipe would block the child
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode not in (0, 1):
-        sys.stderr.write(stderr.decode("utf-8", "replace")[-2000:])
-    return usage.ru_maxrss * 1024, time.perf_counter() - started, child.returncode
+    peak, code, _ = eyescan_peak_memory(*args, env=env)
+    return peak, time.perf_counter() - started, code
 
 
 def table(files: list[Path]) -> str:

@@ -1,6 +1,7 @@
 """The pixel limit, exercised: checked on the header before decoding, configurable with
 ``EYESCAN_MAX_PIXELS``, and a photo just under it processed within the stated memory
-budget (``imageio.PHOTO_BYTES_PER_PIXEL``), measured as a child process's peak RSS.
+budget (``imageio.PHOTO_BYTES_PER_PIXEL``), measured as a child process's peak RSS
+(``eyescan.testing.eyescan_peak_memory``: the child's own high-water mark).
 
 The limit is set low here (a few megapixels) so that the photo "near the limit"
 costs seconds; the budget is per pixel, so it is the same claim at any limit.
@@ -9,8 +10,6 @@ costs seconds; the budget is per pixel, so it is the same claim at any limit.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from PIL import Image
 
 from eyescan.errors import EyescanError, ImageReadError
 from eyescan.imaging import imageio
-from eyescan.testing import invoke_cli, json_lines
+from eyescan.testing import eyescan_peak_memory, invoke_cli, json_lines
 
 from . import figures
 
@@ -36,21 +35,6 @@ def _photo(path: Path, width: int, height: int) -> Path:
     small = Image.fromarray(make_fundus(256, seed=4).image)
     small.resize((width, height), Image.BILINEAR).save(path, quality=90)
     return path
-
-
-def _peak_rss(*args: object, env: dict[str, str]) -> tuple[int, str]:
-    """``eyescan ARGS`` as a child process: (its own peak RSS in bytes, stdout)."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "eyescan", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    stdout = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)  # this child's rusage, not all children's
-    child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0, stdout[-2000:]
-    return usage.ru_maxrss * 1024, stdout.decode()
 
 
 def test_limit_is_configurable_and_checked_before_decoding(tmp_path, monkeypatch):
@@ -101,9 +85,10 @@ def test_photo_near_the_limit_stays_within_the_memory_budget(tmp_path, capsys):
     small = _photo(tmp_path / "small.jpg", 500, 500)
     peaks = {}
     for name, path in (("small", small), ("near", near)):
-        peaks[name], stdout = _peak_rss(
+        peaks[name], code, stdout = eyescan_peak_memory(
             "predict", TASK, path, "--out", tmp_path / name, "--json", env=env
         )
+        assert code == 0, stdout[-2000:]
         (record,) = json_lines(stdout)
         assert record["ok"], record
     per_pixel = (peaks["near"] - peaks["small"]) / (side * side - 500 * 500)
