@@ -84,13 +84,12 @@ def table(files: list[Path]) -> str:
     return "\n".join(rows) + "\n" + "".join(f"\n{n}\n" for n in notes)
 
 
-def write_doc(text: str, doc: Path = DOC) -> None:
-    content = doc.read_text(encoding="utf-8")
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{doc}: no {BEGIN!r} ... {END!r} markers")
-    before, rest = content.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    doc.write_text(f"{before}{BEGIN}\n{text}{END}{after}", encoding="utf-8")
+def write_doc(text: str) -> None:
+    """Put ``text`` between the memory-table markers of docs/reliability.md."""
+    from eyescan.testing import load_script
+
+    tables = load_script(Path(__file__).with_name("reliability_table.py"))
+    tables.write_doc(text, DOC, BEGIN, END)
 
 
 def main() -> None:

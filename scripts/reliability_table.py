@@ -83,13 +83,14 @@ def table(folder: Path, summary: str, seconds: float) -> str:
     return "\n".join([head, *rows]) + "\n"
 
 
-def write_doc(text: str, doc: Path = DOC) -> None:
+def write_doc(text: str, doc: Path = DOC, begin: str = BEGIN, end: str = END) -> None:
+    """Replace what lies between the ``begin`` and ``end`` marker lines of ``doc``."""
     content = doc.read_text(encoding="utf-8")
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{doc}: no {BEGIN!r} ... {END!r} markers")
-    before, rest = content.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    doc.write_text(f"{before}{BEGIN}\n{text}{END}{after}", encoding="utf-8")
+    if begin not in content or end not in content:
+        raise SystemExit(f"{doc}: no {begin!r} ... {end!r} markers")
+    before, rest = content.split(begin, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(f"{before}{begin}\n{text}{end}{after}", encoding="utf-8")
 
 
 def main() -> int:

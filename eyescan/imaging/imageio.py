@@ -24,12 +24,12 @@ from eyescan.errors import EyescanError, ImageReadError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".bmp", ".ppm"}
 #: Peak memory per pixel of one photo through the hungriest run, rounded up: measured
-#: 39.7 B/px for all five tasks in one run, 29.9 for rop (with its vessel map), 28.1
-#: redlesion, 27.9 strabismus, 13.4 vessels, 7.9 drgrade (scripts/measure_memory.py,
+#: 45.0 B/px for all five tasks in one run, 36.6 strabismus, 35.4 redlesion, 29.8 rop
+#: (with its vessel map), 14.6 drgrade, 12.2 vessels (scripts/measure_memory.py,
 #: docs/reliability.md "Memory").
 PHOTO_BYTES_PER_PIXEL = 48
 #: Photos a run holds at once, counted at the worst task's peak (decoded ahead, being
-#: preprocessed, being written; default --workers 2 and --batch-size 1): measured 2.8.
+#: preprocessed, being written; default --workers 2 and --batch-size 1): measured 1.6 to 2.8.
 PHOTOS_IN_FLIGHT = 4
 #: Memory the photos of one run may take: 16 GiB of a 24 GB machine (the rest for the
 #: interpreter and models, about 1 GiB, the system and other programs).
