@@ -30,9 +30,8 @@ from eyescan_redlesion.data import (
 )
 from eyescan_redlesion.evaluation import FROC_KEYS, LesionEvidence, add_image, score_image
 
-REAL = Path(__file__).resolve().parents[3] / "shared/data/IDRiD/A. Segmentation (partial copies)"
-if not REAL.is_dir():
-    REAL = Path("/work/shared/data/IDRiD/A. Segmentation (partial copies)")
+# ../shared/data beside the checkout (parents: tests, redlesion, plugins, repository, its folder)
+REAL = Path(__file__).resolve().parents[4] / "shared/data/IDRiD/A. Segmentation (partial copies)"
 
 
 def _fundus(path: Path, seed: int, size=(64, 96)):
