@@ -123,17 +123,42 @@ def _symlink(target: str) -> Callable[[Path], None]:
     return lambda path: os.symlink(target, path)
 
 
-def _png16_rgb(path: Path) -> None:
-    """A 48-bit (16 bits per channel) RGB PNG, written chunk by chunk (PIL cannot)."""
-    rows = (_fundus().astype(">u2") * 257).reshape(48, -1)
+def _raw_png(width: int, height: int, depth: int, colour: int, pixels: np.ndarray) -> bytes:
+    """A PNG written chunk by chunk (PIL cannot write 16-bit colour), ``pixels`` as stored."""
+    rows = np.ascontiguousarray(pixels).reshape(height, -1) if height else []
     raw = b"".join(b"\0" + row.tobytes() for row in rows)
-    header = struct.pack(">IIBBBBB", 48, 48, 16, 2, 0, 0, 0)
-    path.write_bytes(
+    return (
         b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
         + _png_chunk(b"IDAT", zlib.compress(raw))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def _png16(channels: int) -> Callable[[Path], None]:
+    """A 16-bit-per-channel PNG: RGB (48-bit) or RGBA (64-bit, opaque)."""
+    colour = {3: 2, 4: 6}[channels]
+
+    def write(path: Path) -> None:
+        pixels = _fundus().astype(">u2") * 257
+        if channels == 4:
+            pixels = np.concatenate([pixels, np.full((48, 48, 1), 65535, ">u2")], axis=2)
+        path.write_bytes(_raw_png(48, 48, 16, colour, pixels))
+
+    return write
+
+
+def _tiff(array: np.ndarray, **options: object) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        tifffile = pytest.importorskip("tifffile")
+        tifffile.imwrite(path, array, **options)
+
+    return write
+
+
+def _pages(path: Path) -> None:
+    first, second = (Image.fromarray(_fundus(seed=s)) for s in (1, 2))
+    first.save(path, save_all=True, append_images=[second])
 
 
 def _animated(path: Path) -> None:
@@ -217,7 +242,29 @@ CORPUS: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "fifo.png": (lambda path: os.mkfifo(path), UNREADABLE, "named pipe (would block)"),
     "markup[bold].jpg": (_bytes(b"GIF89a"), UNREADABLE, "rich markup in the name"),
     # odd inputs added in reliability round two (issue 25)
-    "rgb16.png": (_png16_rgb, OK, "48-bit RGB PNG"),
+    "rgb16.png": (_png16(3), OK, "48-bit RGB PNG"),
+    "rgba16.png": (_png16(4), OK, "64-bit RGBA PNG"),
+    "pages.tif": (_pages, OK, "two-page TIFF (first page)"),
+    "two_channel.tif": (
+        _tiff(
+            np.stack([GOOD[..., 0], GOOD[..., 1]], axis=2),
+            photometric="minisblack",
+            planarconfig="contig",
+        ),
+        OK,
+        "two-channel TIFF",
+    ),
+    "rgb16.ppm": (
+        _bytes(b"P6\n48 48\n65535\n" + (GOOD.astype(">u2") * 257).tobytes()),
+        OK,
+        "16-bit PPM",
+    ),
+    "float64.tif": (_tiff(np.random.default_rng(1).random((32, 32))), UNREADABLE, "float64 TIFF"),
+    "zero_width.png": (
+        _bytes(_raw_png(0, 48, 8, 2, np.zeros((0, 0, 3), np.uint8))),
+        UNREADABLE,
+        "PNG declaring 0 x 48 pixels",
+    ),
     "grey16.png": (_save(GOOD[..., 1].astype(np.uint16) * 257), OK, "16-bit greyscale PNG"),
     "bilevel.png": (_convert("1"), OK, "1-bit PNG"),
     "grey_alpha.png": (_convert("LA"), OK, "greyscale + alpha PNG"),
