@@ -83,7 +83,8 @@ def auc_pr(y_true: Any, y_score: Any, mask: Any | None = None) -> float:
     t, s = _select(y_true, y_score, mask)
     if not t.any():
         return float("nan")
-    return float(average_precision_score(t, s))
+    # sklearn's sum of precision steps can exceed 1 by a rounding error (1.0000000000000002)
+    return min(1.0, float(average_precision_score(t, s)))
 
 
 def rank_auc(y_true: Any, y_score: Any) -> float:
