@@ -314,8 +314,9 @@ def predict(
     if missing:
         raise error(f"input not found: {', '.join(missing)}")
     found = walking.find_images(inputs, out_dir)
-    if walking.skipped_note(found):
-        note(walking.skipped_note(found))
+    skipped = walking.skipped_note(found)
+    if skipped:
+        note(skipped)
     items = predicting.safe_stems(found.images)
     if not items:
         raise error(

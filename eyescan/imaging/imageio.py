@@ -115,10 +115,8 @@ def open_image(path: str | Path):
         raise ImageReadError(
             f"{path}: image too large (over {2 * limit:,} pixels; possible decompression bomb)"
         ) from None
-    except PermissionError:
-        raise ImageReadError(f"{path}: permission denied") from None
     except Exception as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
+        raise _decode_error(path, exc) from None
     width, height = image.size
     if width * height > limit:  # checked on the header, before decoding pixels
         image.close()
@@ -135,10 +133,15 @@ def _open(path: Path):
         image.load()
     except Exception as exc:
         image.close()
-        if isinstance(exc, PermissionError):
-            raise ImageReadError(f"{path}: permission denied") from None
-        raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
+        raise _decode_error(path, exc) from None
     return image
+
+
+def _decode_error(path: Path, exc: Exception) -> ImageReadError:
+    """The one-line error for an image that cannot be opened or decoded."""
+    if isinstance(exc, PermissionError):
+        return ImageReadError(f"{path}: permission denied")
+    return ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})")
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -251,7 +254,7 @@ def iter_images(
     output folder, so a rerun never takes its own outputs for inputs) and any
     subfolder for which ``prune(folder)`` is true.
     """
-    skip = _folder_key(exclude) if exclude is not None else None
+    skip = folder_key(exclude) if exclude is not None else None
     for item in inputs:
         item = Path(item)
         if item.is_dir():
@@ -261,7 +264,7 @@ def iter_images(
             yield item, item.parent
 
 
-def _folder_key(folder: Path) -> tuple[int, int] | None:
+def folder_key(folder: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(folder)
     except OSError:
@@ -275,7 +278,7 @@ def _walk(
     prune: Callable[[Path], bool] | None = None,
 ) -> Iterator[Path]:
     seen: set[tuple[int, int]] = set()
-    if skip is not None and skip != _folder_key(folder):
+    if skip is not None and skip != folder_key(folder):
         seen.add(skip)
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
         try:

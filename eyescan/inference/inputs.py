@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eyescan.errors import EyescanError
-from eyescan.imaging.imageio import _folder_key, iter_images
+from eyescan.imaging.imageio import folder_key, iter_images
 from eyescan.reports.records import read_jsonl
 
 RECORDS = "predictions.jsonl"
@@ -90,10 +90,10 @@ def find_images(inputs: list[Path], out_dir: Path | None = None) -> Found:
     """The image files of ``inputs`` (files, folders walked recursively), sorted per input,
     without eyescan's outputs (see the module docstring)."""
     skipped: list[tuple[Path, str]] = []
-    out_key = _folder_key(out_dir) if out_dir is not None else None
+    out_key = folder_key(out_dir) if out_dir is not None else None
 
     def prune(folder: Path) -> bool:
-        if out_key is not None and _folder_key(folder) == out_key:
+        if out_key is not None and folder_key(folder) == out_key:
             skipped.append((folder, "the --out folder"))
             return True
         marker = output_marker(folder)
@@ -107,7 +107,7 @@ def find_images(inputs: list[Path], out_dir: Path | None = None) -> Found:
     for item in inputs:
         found = list(iter_images([item], prune=prune))
         if Path(item).is_dir() and (
-            output_marker(Path(item)) is not None or _folder_key(Path(item)) == out_key
+            output_marker(Path(item)) is not None or folder_key(Path(item)) == out_key
         ):
             outputs = output_files(Path(item))
             kept = [pair for pair in found if os.path.normpath(pair[0]) not in outputs]
